@@ -1,0 +1,36 @@
+"""Helmet entry point: MicroPython runs this file at every boot.
+
+Today it runs the power-on self-test, reports it on the console and makes
+the first journal event: BOOT when the thermal sensor answered, a SENSOR_BUS
+fault when it did not (the helmet never screens without its sensor).  The
+screening loop, the journal and the radio are added by later issues.
+"""
+
+import board
+import protocol
+import selftest
+from buzzer import Buzzer
+
+
+def boot_event(report, seq=0, unix_time=0):
+    """The event that records this boot in the journal, as wire bytes."""
+    if report.ok:
+        event = protocol.ScreeningEvent(seq=seq, time=unix_time, kind=protocol.EVENT_BOOT)
+    else:
+        event = protocol.ScreeningEvent(
+            seq=seq, time=unix_time, kind=protocol.EVENT_FAULT, outcome=protocol.FAULT_SENSOR_BUS
+        )
+    return protocol.encode_event(event)
+
+
+def boot(sleep_ms=None):
+    """Self-test the hardware; returns (report, boot event bytes)."""
+    pwm = board.make_buzzer_pwm()
+    buzzer = Buzzer(pwm) if sleep_ms is None else Buzzer(pwm, sleep_ms)
+    report = selftest.run(board.make_i2c(), buzzer, board.make_led(), board.make_battery_adc())
+    print(report.summary())
+    return report, boot_event(report)
+
+
+if __name__ == "__main__":
+    boot()
