@@ -9,7 +9,8 @@ A test module declares where it runs with a module-level constant::
 function of a MicroPython module becomes an item ``test_x[micropython]``
 that runs in its own ``micropython -X heapsize=100k`` process with the
 helmet's import path (firmware/, shared/, the simulated board), and a fresh
-temporary directory as the board's flash.  ``@heapsize("256k")`` from
+temporary directory as the board's flash.  Firmware, shared and test modules
+are imported precompiled to .mpy, as they are deployed.  ``@heapsize("256k")`` from
 ``checks`` overrides the heap for one test.  A failing assertion shows the
 MicroPython traceback as the pytest failure.
 
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from mpharness import DEFAULT_HEAPSIZE, REPO, run_micropython_file
+from mpharness import DEFAULT_HEAPSIZE, REPO, build_test_mpy, run_micropython_file
 
 RUNNER = Path(__file__).parent / "mp_runner.py"
 PASSED_MARK = "MICROPYTHON-TEST-PASSED"
@@ -80,7 +81,7 @@ class MicroPythonItem(pytest.Item):
             RUNNER,
             args=(self.path.stem, self.test_name),
             heapsize=self.heapsize,
-            extra_path=(self.path.parent,),
+            extra_path=(build_test_mpy(self.path.parent),),
         )
         if result.stdout.strip():
             sys.stdout.write(result.stdout)

@@ -40,14 +40,15 @@ def _tool(name, package):
     return found
 
 
-def build_host_mpy():
-    """Compile firmware/ and shared/ to .mpy for the host; returns the output dir.
-    A module that does not compile raises AssertionError with mpy-cross's message."""
-    HOST_MPY_DIR.mkdir(parents=True, exist_ok=True)
+def compile_to_mpy(source_dirs, out_dir):
+    """Compile every module of ``source_dirs`` to .mpy for the host into
+    ``out_dir``, rebuilding only what changed; returns ``out_dir``.  A module
+    that does not compile raises AssertionError with mpy-cross's message."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     wanted = set()
-    for source_dir in DEPLOYED_SOURCES:
-        for source in sorted(source_dir.glob("*.py")):
-            target = HOST_MPY_DIR / (source.stem + ".mpy")
+    for source_dir in source_dirs:
+        for source in sorted(Path(source_dir).glob("*.py")):
+            target = out_dir / (source.stem + ".mpy")
             wanted.add(target.name)
             if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
                 continue
@@ -58,10 +59,23 @@ def build_host_mpy():
             )
             if result.returncode != 0:
                 raise AssertionError("mpy-cross could not compile %s:\n%s" % (source, result.stderr))
-    for stale in HOST_MPY_DIR.glob("*.mpy"):
+    for stale in out_dir.glob("*.mpy"):
         if stale.name not in wanted:
             stale.unlink()  # a module deleted from the source tree must not linger
-    return HOST_MPY_DIR
+    return out_dir
+
+
+def build_host_mpy():
+    return compile_to_mpy(DEPLOYED_SOURCES, HOST_MPY_DIR)
+
+
+def build_test_mpy(test_dir):
+    """Test modules are precompiled too, so the heap a test sees is spent on
+    the code under test, not on compiling the test file."""
+    test_dir = Path(test_dir).resolve()
+    if test_dir.is_relative_to(REPO):
+        return compile_to_mpy([test_dir], REPO / "build" / "mpy-x64-tests" / test_dir.relative_to(REPO))
+    return compile_to_mpy([test_dir], test_dir / "__mpy__")
 
 
 def micropython_command():
