@@ -1,8 +1,9 @@
 """Helmet entry point: MicroPython runs this file at every boot.
 
 Today it runs the power-on self-test, reports it on the console and makes
-the first journal event: BOOT when the thermal sensor answered, a SENSOR_BUS
-fault when it did not (the helmet never screens without its sensor).  The
+the first journal event: BOOT when the thermal sensor delivered a frame, a
+SENSOR_BUS fault when it did not answer, a SENSOR_DATA fault when it answered
+with bad data (the helmet never screens without a working sensor).  The
 screening loop, the journal and the radio are added by later issues.
 """
 
@@ -17,9 +18,8 @@ def boot_event(report, seq=0, unix_time=0):
     if report.ok:
         event = protocol.ScreeningEvent(seq=seq, time=unix_time, kind=protocol.EVENT_BOOT)
     else:
-        event = protocol.ScreeningEvent(
-            seq=seq, time=unix_time, kind=protocol.EVENT_FAULT, outcome=protocol.FAULT_SENSOR_BUS
-        )
+        fault = protocol.FAULT_SENSOR_DATA if report.sensor_present else protocol.FAULT_SENSOR_BUS
+        event = protocol.ScreeningEvent(seq=seq, time=unix_time, kind=protocol.EVENT_FAULT, outcome=fault)
     return protocol.encode_event(event)
 
 
