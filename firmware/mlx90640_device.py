@@ -5,6 +5,7 @@ import array
 import time
 
 import micropython
+
 from mlx90640 import (
     CONTROL_REG,
     EEPROM_ADDR,

@@ -9,6 +9,7 @@ measured in tests/host/test_mlx90640_memory.py."""
 import array
 
 import machine
+
 import mlx90640
 import simboard
 import virtual_mlx90640

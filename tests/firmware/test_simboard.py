@@ -5,6 +5,7 @@ INTERPRETERS = ("micropython",)
 import errno  # noqa: E402
 
 import machine  # noqa: E402
+
 import simboard  # noqa: E402
 from checks import raises  # noqa: E402
 

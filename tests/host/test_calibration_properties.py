@@ -4,10 +4,11 @@ import json
 import math
 from array import array
 
-import calibration as cal
-from calibration import CLEAR, FEVER, RECHECK, Calibration, Decider, InvalidInput
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
+import calibration as cal
+from calibration import CLEAR, FEVER, RECHECK, Calibration, Decider, InvalidInput
 
 # Screening-relevant ranges; the radiometry also holds over the sensor's full range.
 skin_t = st.floats(25.0, 45.0)

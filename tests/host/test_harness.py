@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from mpharness import run_micropython
 
 pytest_plugins = ["pytester"]

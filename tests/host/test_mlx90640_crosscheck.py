@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+
 from mpharness import DATA, run_micropython
 from reference import mlx90640_numpy as ref
 

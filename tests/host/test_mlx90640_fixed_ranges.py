@@ -18,6 +18,7 @@ from array import array
 
 import numpy as np
 import pytest
+
 from mpharness import DATA, REPO
 from reference import mlx90640_numpy as ref
 

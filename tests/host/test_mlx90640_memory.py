@@ -12,6 +12,7 @@ from array import array
 from pathlib import Path
 
 import pytest
+
 from mpharness import DATA, REPO, run_micropython
 
 VECTOR = json.loads((DATA / "mlx90640" / "melexis_example.json").read_text())

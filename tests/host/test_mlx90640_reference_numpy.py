@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+
 from mpharness import DATA
 from reference import mlx90640_numpy as ref
 

@@ -4,10 +4,11 @@ nothing but ProtocolError on any byte string."""
 
 import math
 
-import protocol as p
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
+import protocol as p
 
 DECODERS = (
     p.decode_float,

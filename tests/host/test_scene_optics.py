@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from scene import Scenario, Scene
 from scene.builders import person, scenario
 from scene.geometry import Box, Ellipsoid, yaw_frame

@@ -1,8 +1,9 @@
 """What a frame reads: skin, partial coverage, occlusion, distractors."""
 
-import calibration as cal
 import numpy as np
 import pytest
+
+import calibration as cal
 from scene import Scenario, Scene
 from scene.builders import person, scenario
 from scene.people import SKIN_AMBIENT_SLOPE, SKIN_REFERENCE_AMBIENT_C, skin_temperature

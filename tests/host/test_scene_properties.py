@@ -1,9 +1,10 @@
 """Property tests: radiance mixing bounds hold for any placement."""
 
-import calibration as cal
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import calibration as cal
 from scene import Scenario, Scene
 from scene.builders import person, scenario
 

@@ -1,8 +1,9 @@
 """The simulator's vectorised radiance is the calibration module's, exactly."""
 
-import calibration as cal
 import numpy as np
 import pytest
+
+import calibration as cal
 from scene import radiometry as rad
 
 TEMPS = [-40.0, -10.0, 0.0, 22.0, 35.0, 36.6, 38.8, 62.0, 150.0, 300.0]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from scene import Scenario, Scene, read_recording, read_truth, write_recording
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+
 from scene import Scenario, ScenarioError
 from scene.builders import person, scenario
 from scene.scenario import SCENARIO_DIR, schema_text

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from scene import Scenario, Scene
 from scene.builders import person, scenario
 

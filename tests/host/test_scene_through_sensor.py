@@ -11,6 +11,7 @@ and corrupted frames must surface as SensorError, never as a reading.
 import json
 
 import pytest
+
 from mpharness import run_micropython
 from scene import Scenario, Scene, write_recording
 

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+
 from scene import Scenario, Scene
 from scene.builders import person, scenario
 from scene.paths import Path

@@ -13,6 +13,7 @@ import struct
 from pathlib import Path
 
 import pytest
+
 from mpharness import run_micropython
 
 SHARED_TESTS = Path(__file__).resolve().parents[1] / "shared"

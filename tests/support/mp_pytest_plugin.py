@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from mpharness import DEFAULT_HEAPSIZE, REPO, build_test_mpy, run_micropython_file
 
 RUNNER = Path(__file__).parent / "mp_runner.py"

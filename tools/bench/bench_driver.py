@@ -27,8 +27,9 @@ import tempfile
 from array import array
 from pathlib import Path
 
-from mpharness import DATA, REPO, build_host_mpy, micropython_command
 from run import Report
+
+from mpharness import DATA, REPO, build_host_mpy, micropython_command
 
 REPEAT = 30
 TARGET_RATIO = 10.0

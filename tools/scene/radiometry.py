@@ -7,8 +7,9 @@ the numpy forms of ``calibration.radiance`` / ``temperature_from_radiance``,
 checked against them in tests/host/test_scene_radiometry.py.
 """
 
-import calibration
 import numpy as np
+
+import calibration
 
 KELVIN = calibration.KELVIN
 SKIN_EMISSIVITY = calibration.SKIN_EMISSIVITY
