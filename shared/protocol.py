@@ -43,7 +43,9 @@ so that one event fits one notification at the default ATT MTU of 23.
   17  2    track        u16 track id
   19  1    flags        FLAG_* bits 0-4; bits 5-7 reserved (0)
   Temperatures must lie in -50.00..150.00 degC.  Fault and boot events
-  carry no temperatures.
+  carry no temperatures.  A FAULT_JOURNAL_OVERFLOW event carries in its
+  track field the number of events the journal had to drop (saturating at
+  65535).
 
 Live frame body v1 (sent in chunks on the live-frames characteristic)
   off size     field
