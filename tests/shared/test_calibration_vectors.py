@@ -10,9 +10,9 @@ vectors pin behaviour, not the last ulp.
 
 import json
 import math
-import os
 
 import calibration as cal
+from checks import iter_vectors  # noqa: E402
 
 INTERPRETERS = ("cpython", "micropython")
 
@@ -21,24 +21,8 @@ TOL = 1e-6
 SPECIAL = {"inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
 
 
-def _path():
-    # Relative to the repository root: cwd, or $HELMET_REPO when the harness
-    # runs MicroPython in a scratch directory (the simulated flash).
-    base = os.getenv("HELMET_REPO")
-    return base + "/" + VECTORS if base else VECTORS
-
-
 def iter_cases():
-    """Cases one at a time.  The file is a JSON list written one case per
-    line, so it streams: parsing all ~40 KB at once does not fit a 100 KB heap."""
-    with open(_path()) as f:
-        assert f.readline().strip() == "["
-        for line in f:
-            line = line.strip()
-            if line == "]":
-                return
-            yield json.loads(line[:-1] if line.endswith(",") else line)
-    raise AssertionError("vectors file does not end with ]")
+    return iter_vectors(VECTORS)
 
 
 def load_cases():

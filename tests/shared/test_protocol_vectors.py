@@ -15,9 +15,9 @@ and "command_result" (the result code the helmet answers a write with).
 """
 
 import json
-import os
 
 import protocol as p
+from checks import iter_vectors  # noqa: E402
 
 INTERPRETERS = ("cpython", "micropython")
 
@@ -26,24 +26,8 @@ SPECIAL = {"inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
 TOL = 1e-9
 
 
-def _path():
-    # Relative to the repository root: cwd, or $HELMET_REPO when the harness
-    # runs MicroPython in a scratch directory.
-    base = os.getenv("HELMET_REPO")
-    return base + "/" + VECTORS if base else VECTORS
-
-
 def iter_cases():
-    """Cases one at a time: the file has one case per line, so it streams
-    within a 100 KB heap."""
-    with open(_path()) as f:
-        assert f.readline().strip() == "["
-        for line in f:
-            line = line.strip()
-            if line == "]":
-                return
-            yield json.loads(line[:-1] if line.endswith(",") else line)
-    raise AssertionError("vectors file does not end with ]")
+    return iter_vectors(VECTORS)
 
 
 def load_cases():

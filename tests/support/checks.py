@@ -62,3 +62,20 @@ def repo_path(relative):
     tests under MicroPython run with the simulated board's flash as cwd)."""
     base = os.getenv("HELMET_REPO") or "."
     return base + "/" + relative
+
+
+def iter_vectors(relative):
+    """Test vectors of a JSON file in the repository, one case at a time.
+
+    The file is a JSON list written one case per line, so it streams: parsing
+    a 40 KB file at once does not fit a 100 KB heap."""
+    import json
+
+    with open(repo_path(relative)) as f:
+        assert f.readline().strip() == "[", relative + " must start with a line holding ["
+        for line in f:
+            line = line.strip()
+            if line == "]":
+                return
+            yield json.loads(line[:-1] if line.endswith(",") else line)
+    raise AssertionError(relative + " does not end with ]")
