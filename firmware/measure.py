@@ -1,0 +1,178 @@
+"""One reading of a detected head: distance, skin temperature, uncertainty.
+
+All radiometry and uncertainty propagation is shared/calibration's; this
+module only chooses its inputs (degC, metres; u_* are 1-sigma):
+
+- apparent: the head's hottest pixel, minus the expected maximum of the n
+  pixels that could have been the maximum (order statistics of Gaussian
+  noise, MAX_BIAS); its noise is the spread of that maximum (MAX_SD).
+  Both through the device Calibration (adds its uncertainty).
+- background: the adaptive background behind the head; u_background
+  covers hair/ears warmer than the background in a mixed pixel.
+- distance: d = HEAD_WIDTH_M / (equivalent head width px * pixel pitch),
+  u from head-size spread (HEAD_WIDTH_REL_U) and half a pixel of width.
+- fill fraction of the peak pixel:
+  * interior peak (its 4 neighbours read within noise of it): the pixel
+    sees skin only, f = 0.99 +/- 0.012 (PSF leakage allowance);
+  * otherwise geometry: a face of FACE_W_M x FACE_H_M at distance d spans
+    w x h pixels; per axis the best pixel's coverage lies between w/2
+    (face split over two pixels) and min(1, w); the PSF takes up to 15 %
+    more.  f is the middle of [lo, hi] over the distance interval, u_f half
+    its width (a bound used as 1-sigma: conservative).  Far away f - u_f
+    approaches 0 and the skin uncertainty explodes: RECHECK, never CLEAR.
+- occlusion (glasses, mask, hat): fewer skin-like pixels than the face
+  size implies (OCCLUSION_RATIO); the fraction's lower bound is halved.
+- emissivity: calibration.correct_emissivity with the configured skin
+  emissivity and reflected temperature = ambient (from the background).
+"""
+
+import calibration
+
+# Lens (MLX90640 BAB, 55 x 35 deg, 32 x 24): metres per pixel per metre of distance.
+PX_M = 0.032537  # 2 * tan(27.5 deg) / 32
+PY_M = 0.026265  # 2 * tan(17.5 deg) / 24
+HEAD_WIDTH_M = 0.135  # effective warm width of an adult head (face row, ears/hair partly warm)
+HEAD_WIDTH_REL_U = 0.10  # adult head width spread (about 14-17 cm)
+WIDTH_PX_U = 0.7  # scatter of the measured width in pixels (sub-pixel phase, hair, PSF), from scene renders
+FACE_W_M = 0.13  # visible face skin, width and height
+FACE_H_M = 0.18
+PSF_SIDE_LOSS = 0.04  # share of a pixel's signal the PSF (sigma 0.4 px) trades with one side neighbour
+INTERIOR_FRACTION = 0.99
+INTERIOR_U_FRACTION = 0.012
+UNRESOLVED_MAX_LO = 0.85  # lower fraction bound for a peak pixel not verified all skin
+OCCLUSION_RATIO = 0.4  # skin-like pixels below this share of the face area: occluded
+MIN_FACE_PX_FOR_OCCLUSION = 2.5
+PLAUSIBLE_SKIN_MAX_C = 43.0
+PLAUSIBLE_SKIN_MIN_C = 31.5  # colder than any face even in cold air: not a face
+# E[max of n standard normals] and its standard deviation for n = 1..16, then
+# n = 20, 25, 30, 40 (Monte Carlo, 200 000 draws)
+# fmt: off
+MAX_N = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 20, 25, 30, 40)
+MAX_BIAS = (0.0, 0.568, 0.845, 1.029, 1.161, 1.266, 1.353, 1.421, 1.482, 1.539, 1.587, 1.629, 1.667, 1.704, 1.735,
+            1.767, 1.867, 1.965, 2.043, 2.161)
+MAX_SD = (1.0, 0.826, 0.749, 0.701, 0.668, 0.646, 0.626, 0.612, 0.598, 0.587, 0.578, 0.568, 0.562, 0.554, 0.55,
+          0.546, 0.525, 0.506, 0.492, 0.47)
+# fmt: on
+
+
+def _axis_lo(w):
+    """Worst-case best-pixel coverage along one axis for a face w pixels
+    long (face split evenly over two pixels), after the PSF's loss to
+    non-skin neighbours (none when 4+ pixels span the face)."""
+    c = 1.0 if w >= 2.0 else 0.5 * w
+    if w >= 4.0:
+        return c
+    if w >= 2.0:
+        return c - PSF_SIDE_LOSS
+    return c - 2.0 * PSF_SIDE_LOSS * c
+
+
+def _axis_hi(w):
+    """Best-case coverage (face aligned on a pixel), after the PSF."""
+    c = 1.0 if w >= 1.0 else w
+    if w >= 3.0:
+        return c
+    if w >= 2.0:
+        return c - 0.5 * PSF_SIDE_LOSS
+    return c - PSF_SIDE_LOSS * c
+
+
+def fraction_bounds(d_lo, d_hi, occluded):
+    """(f, u_f) of the best face pixel for a distance in [d_lo, d_hi] m."""
+    lo = _axis_lo(FACE_W_M / (d_hi * PX_M)) * _axis_lo(FACE_H_M / (d_hi * PY_M))
+    hi = _axis_hi(FACE_W_M / (d_lo * PX_M)) * _axis_hi(FACE_H_M / (d_lo * PY_M))
+    if occluded:
+        lo *= 0.5  # the visible skin may be a band (forehead) narrower than the face
+    return 0.5 * (lo + hi), 0.5 * (hi - lo)
+
+
+class Reading:
+    """Result of Measurer.measure (fields overwritten each call)."""
+
+    def __init__(self):
+        self.ok = False
+        self.plausible = True
+        self.skin_c = 0.0
+        self.u_skin_c = 0.0
+        self.u_noise_c = 0.0  # the part of u_skin that averages down over frames
+        self.distance_m = 0.0
+        self.u_distance_m = 0.0
+        self.fraction = 0.0
+        self.u_fraction = 0.0
+        self.occluded = False
+        self.resolved = False  # the peak pixel is verified all skin (see detect: interior)
+
+
+class Measurer:
+    """Turns detector heads into readings.  cal: calibration.Calibration of
+    the device; emissivity: skin emissivity (DeviceConfig.emissivity)."""
+
+    def __init__(self, cal=None, emissivity=calibration.SKIN_EMISSIVITY):
+        self.cal = calibration.IDENTITY if cal is None else cal
+        self.emissivity = emissivity
+        self.r = Reading()
+
+    def measure(self, det, k, ambient_c, weq=None):
+        """Reading of detector head k; weq: the track's smoothed equivalent
+        head width in pixels (default: this frame's)."""
+        r = self.r
+        r.ok = False
+        r.plausible = True
+        sigma = det.sigma_c
+        if weq is None:
+            weq = det.h_weq[k]
+        if weq < 0.3:
+            weq = 0.3
+        d = HEAD_WIDTH_M / (weq * PX_M)
+        rel = (HEAD_WIDTH_REL_U * HEAD_WIDTH_REL_U + (WIDTH_PX_U / weq) ** 2) ** 0.5
+        r.distance_m = d
+        r.u_distance_m = d * rel
+        fw = FACE_W_M / (d * PX_M)
+        fh = FACE_H_M / (d * PY_M)
+        occluded = fw >= MIN_FACE_PX_FOR_OCCLUSION and det.h_nskin[k] < OCCLUSION_RATIO * fw * fh
+        r.occluded = occluded
+        r.resolved = bool(det.h_interior[k]) and fw >= 2.0 and fh >= 2.0
+        if r.resolved:
+            f = INTERIOR_FRACTION
+            uf = INTERIOR_U_FRACTION
+        else:
+            f, uf = fraction_bounds(d / (1.0 + rel), d * (1.0 + rel), occluded)
+            # the peak's neighbours are not all skin-hot: whatever the face
+            # size, this pixel may sit on the face's edge
+            if f - uf > UNRESOLVED_MAX_LO:
+                lo = UNRESOLVED_MAX_LO
+                hi = f + uf
+                f = 0.5 * (lo + hi)
+                uf = 0.5 * (hi - lo)
+        r.fraction = f
+        r.u_fraction = uf
+        # the peak is the maximum of the n skin-like pixels: remove the noise's
+        # expected share of it (order statistics), keep its spread
+        n = det.h_nskin[k]
+        j = 0
+        while j + 1 < len(MAX_N) and MAX_N[j + 1] <= n:
+            j += 1
+        app = det.h_peak_c[k] - MAX_BIAS[j] * sigma
+        u_app = sigma * ((MAX_SD[j] ** 2 + (0.3 * MAX_BIAS[j]) ** 2) ** 0.5)
+        cal = self.cal
+        try:
+            t_app, u_app_c = cal.apply_with_uncertainty(app, u_app)
+            t_bg = cal.apply(det.h_bg_c[k])
+            u_bg = 0.25 * (t_app - t_bg)
+            if u_bg < 0.5:
+                u_bg = 0.5
+            ts, us = calibration.skin_from_apparent(t_app, u_app_c, t_bg, u_bg, f, uf)
+            e = self.emissivity
+            ts = calibration.correct_emissivity(ts, e, ambient_c)
+        except (ValueError, OverflowError):
+            return r  # not a measurable head this frame (e.g. colder than its background)
+        us = us / e
+        r.skin_c = ts
+        r.u_skin_c = us
+        r.u_noise_c = u_app / f
+        if us < calibration.INF and ts - 2.0 * us > PLAUSIBLE_SKIN_MAX_C:
+            r.plausible = False  # hotter than any skin even allowing for the fill fraction
+        if us < calibration.INF and ts + 2.0 * us < PLAUSIBLE_SKIN_MIN_C:
+            return r  # too cold for skin: a warm object or noise, not a face
+        r.ok = True
+        return r

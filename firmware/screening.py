@@ -1,0 +1,377 @@
+"""The per-frame screening pipeline: detect -> track -> measure -> decide.
+
+Screening.process(frame, ta_c, unix_time) takes one 768-float frame (degC at
+emissivity 1, row-major, row 0 at the top) and calls `sink(event)` with a
+protocol.ScreeningEvent whenever a person's confirmed outcome changes.
+
+Per track (preallocated slots, one calibration.Decider each):
+- best-conditioned reading: a frame's reading replaces the kept one when
+  its non-averaging uncertainty (u_sys: fill fraction, background,
+  calibration) is clearly smaller (< 0.9x); readings of about the same
+  condition (<= 1.1x) are averaged, which shrinks only the noise part.
+  The core interval comes from calibration.core_from_skin; an untracked
+  uncertainty is inf (no reading yet) and decides RECHECK.
+- CLEAR only from a resolved face (the kept reading's peak pixel has
+  skin-hot neighbours): an unresolved face's fill fraction rests on a
+  distance guess from a 1-2 px head, so it may be RECHECK or FEVER, never
+  CLEAR;
+- multi-frame confirmation: the Decider's outcome must hold for
+  confirm_frames consecutive frames before it is reported;
+- no event before the track has a reading (a head cut by the image border
+  gives none: its width and face are not all there);
+- one event per person per confirmed change: typically RECHECK while far,
+  then CLEAR or FEVER when close.  FEVER is final for the track (a febrile
+  person is never re-reported CLEAR).  `on_final(track_id, outcome)` is
+  called when a track ends (person left) with its last reported outcome,
+  if its kept reading was taken within FINAL_MAX_DISTANCE_M.
+- one FEVER alarm per person even when their track breaks at close range
+  (see _same_fever_person);
+- non-people: a reading hotter than any skin (after fill fraction) marks the
+  track as an object: it never reports.  A track that has not moved for
+  STATIC_S is treated as an object too and its pixels are released to the
+  background model; where an object track ends, new tracks are objects for
+  KEEP_OUT_S (the half-absorbed remains of the object are not people).
+
+Privacy: nothing of the frame is kept beyond the background model (needed
+for segmentation); per track only numbers.
+"""
+
+from array import array
+
+import calibration
+import detect
+import measure
+import protocol
+import track
+
+
+def zeros(typecode, n):
+    """A zeroed array without a temporary of the same size (array(tc, range(n))
+    is allocated once at its final size; bytes(4 * n) would double the peak)."""
+    a = array(typecode, range(n))
+    for i in range(n):
+        a[i] = 0
+    return a
+
+
+STATIC_S = 120.0  # a "person" that has not moved for 2 minutes is an object
+SYS_BETTER = 0.9
+SYS_SAME = 1.1
+NO_OUTCOME = 255
+FINAL_MAX_DISTANCE_M = 2.0  # on_final only for people who came this close
+WEQ_ALPHA = 0.2
+REID_S = 3.0
+REID_CORE_C = 0.5
+KEEP_OUT_ZONES = 4
+KEEP_OUT_S = 120.0
+KEEP_OUT_MARGIN = 1  # head-width smoothing per frame (about 5 frames)
+
+
+class Screening:
+    """cfg: protocol.DeviceConfig; cal: calibration.Calibration (default:
+    uncalibrated); sink(event) receives each ScreeningEvent."""
+
+    def __init__(self, cfg=None, cal=None, sink=None, on_final=None, rate_hz=None):
+        cfg = protocol.DeviceConfig() if cfg is None else cfg
+        cfg.validate()
+        self.cfg = cfg
+        rate = cfg.frame_rate_hz if rate_hz is None else rate_hz
+        self.rate_hz = rate
+        self.cal = calibration.IDENTITY if cal is None else cal
+        self.calibrated = self.cal.uncertainty_c < calibration.UNCALIBRATED_UNCERTAINTY_C
+        self.det = detect.Detector(rate)
+        self.trk = track.Tracker(rate)
+        self.meas = measure.Measurer(self.cal, cfg.emissivity)
+        self.sink = sink
+        self.on_final = on_final
+        self.seq = 0
+        self.static_frames = int(STATIC_S * rate)
+        n = track.MAX_TRACKS
+        self.deciders = [calibration.Decider(cfg.threshold_c, cfg.hysteresis_c, cfg.coverage_k) for _ in range(n)]
+        self.has = bytearray(n)  # 1 = the track has a reading
+        self.skin_mean = zeros("f", n)
+        self.sys_u = zeros("f", n)
+        self.noise_var_sum = zeros("f", n)
+        self.n_avg = zeros("H", n)
+        self.dist = zeros("f", n)
+        self.weq = zeros("f", n)  # smoothed equivalent head width (px): distance
+        self.occl = bytearray(n)
+        self.resolved = bytearray(n)  # 1 = the kept reading's face pixel is verified all skin
+        self.obj = bytearray(n)  # 1 = not a person (hot or static)
+        self.cand = bytearray(n)
+        self.cand_n = bytearray(n)
+        self.reported = bytearray(n)
+        self.core = zeros("f", n)  # latest core estimate and u (for display/tests)
+        self.u_core = zeros("f", n)
+        self.outcome = bytearray(n)  # latest (unconfirmed) Decider outcome
+        self.frames = 0
+        self.fever_frame = -1  # the last FEVER event: frame, core, track slot and id
+        self.fever_core = 0.0
+        self.fever_slot = 0
+        self.fever_id = 0
+        self.reid_frames = int(REID_S * rate)
+        # keep-out zones: where an object track ended, new tracks are objects
+        # too for KEEP_OUT_S (the absorbed object's remains are not people)
+        self.ko_box = bytearray(4 * KEEP_OUT_ZONES)  # r0, r1, c0, c1 per zone
+        self.ko_left = zeros("I", KEEP_OUT_ZONES)  # frames left; 0 = free
+        self.box = bytearray(4 * n)  # per track: its blob's box last seen (r0, r1, c0, c1)
+        self.keep_out_frames = int(KEEP_OUT_S * rate)
+
+    def _reset_slot(self, t):
+        self.deciders[t].reset()
+        self.has[t] = 0
+        self.n_avg[t] = 0
+        self.occl[t] = 0
+        self.resolved[t] = 0
+        self.obj[t] = 0
+        self.weq[t] = 0.0
+        self.cand[t] = NO_OUTCOME
+        self.cand_n[t] = 0
+        self.reported[t] = NO_OUTCOME
+        self.outcome[t] = calibration.RECHECK
+
+    def _in_keep_out(self, x, y):
+        """Is a head at column x, row y inside the box of an object: one
+        that ended (keep-out zones) or one still tracked?"""
+        kb = self.ko_box
+        for z in range(KEEP_OUT_ZONES):
+            if self.ko_left[z] and _inside(kb, 4 * z, x, y):
+                return True
+        for t in range(track.MAX_TRACKS):
+            if self.obj[t] and self.trk.active[t] and _inside(self.box, 4 * t, x, y):
+                return True
+        return False
+
+    def _add_keep_out(self, t):
+        best = 0
+        for z in range(KEEP_OUT_ZONES):
+            if self.ko_left[z] < self.ko_left[best]:
+                best = z
+        for j in range(4):
+            self.ko_box[4 * best + j] = self.box[4 * t + j]
+        self.ko_left[best] = self.keep_out_frames
+
+    def _absorb(self, t, r):
+        """Fold this frame's reading into track t's best-conditioned reading."""
+        us = r.u_skin_c
+        un = r.u_noise_c
+        sys2 = us * us - un * un
+        u_sys = sys2**0.5 if sys2 > 0.0 else 0.0
+        if us == calibration.INF:
+            u_sys = calibration.INF
+        # a resolved reading (face pixel verified all skin) always beats an
+        # unresolved one, and is never replaced by one
+        if self.has[t] and self.resolved[t] and not r.resolved:
+            return
+        if not self.has[t] or (r.resolved and not self.resolved[t]) or u_sys < SYS_BETTER * self.sys_u[t]:
+            self.has[t] = 1
+            self.skin_mean[t] = r.skin_c
+            self.sys_u[t] = u_sys
+            self.noise_var_sum[t] = un * un
+            self.n_avg[t] = 1
+            self.dist[t] = r.distance_m
+            self.occl[t] = 1 if r.occluded else 0
+            self.resolved[t] = 1 if r.resolved else 0
+        elif u_sys <= SYS_SAME * self.sys_u[t] and u_sys < calibration.INF:
+            n = self.n_avg[t]
+            if n < 60000:
+                self.skin_mean[t] = (self.skin_mean[t] * n + r.skin_c) / (n + 1)
+                self.noise_var_sum[t] += un * un
+                self.n_avg[t] = n + 1
+                if r.occluded:
+                    self.occl[t] = 1
+                if u_sys > self.sys_u[t]:
+                    self.sys_u[t] = u_sys
+
+    def _reading_u(self, t):
+        n = self.n_avg[t]
+        s = self.sys_u[t]
+        if s == calibration.INF:
+            return s
+        return (s * s + self.noise_var_sum[t] / (n * n)) ** 0.5
+
+    def process(self, frame, ta_c=0.0, unix_time=0):
+        """Screen one frame; returns the number of events sent to the sink."""
+        det = self.det
+        trk = self.trk
+        det.process(frame)
+        self.frames += 1
+        nh = det.n_heads
+        trk.update(det.h_x, det.h_y, det.h_wmax, nh, det.h_peak_c)
+        ambient = det.ambient_c if det.frames > 1 else det.bg[0]
+        if ambient < -40.0 or ambient > 100.0:
+            ambient = ta_c
+        events = 0
+        for k in range(nh):
+            t = trk.head_track[k]
+            if t == 255:
+                det.freeze_box(k)  # untracked but head-like: protect it anyway
+                continue
+            b = det.h_blob[k]
+            bx = self.box
+            bx[4 * t] = det.b_minr[b]
+            bx[4 * t + 1] = det.b_maxr[b]
+            bx[4 * t + 2] = det.b_minc[b]
+            bx[4 * t + 3] = det.b_maxc[b]
+            if trk.new[t]:
+                self._reset_slot(t)
+                if self._in_keep_out(trk.x[t], trk.y[t]):
+                    self.obj[t] = 1
+            if trk.frames_still[t] > self.static_frames:
+                self.obj[t] = 1
+            if self.obj[t]:
+                continue  # not a person: background may absorb it
+            det.freeze_box(k)
+            # the head width is smoothed per track: a per-frame width would let
+            # the best-reading choice favour frames whose noise made the head
+            # look closer (fill fraction overestimated, skin underestimated)
+            w = det.h_weq[k]
+            if trk.new[t] or self.weq[t] <= 0.0:
+                self.weq[t] = w
+            else:
+                self.weq[t] += WEQ_ALPHA * (w - self.weq[t])
+            if det.h_edge[k]:
+                continue  # a head cut by the image border: its width and face are not all there
+            r = self.meas.measure(det, k, ambient, self.weq[t])
+            if not r.ok:
+                continue
+            if not r.plausible:
+                self.obj[t] = 1
+                continue
+            self._absorb(t, r)
+        for z in range(KEEP_OUT_ZONES):
+            if self.ko_left[z]:
+                self.ko_left[z] -= 1
+        for t in range(track.MAX_TRACKS):
+            if trk.retired[t] and self.obj[t]:
+                self._add_keep_out(t)
+            if trk.retired[t]:
+                # a person who came within reach and left unresolved is worth
+                # calling back; a far fragment of a track is not
+                if (
+                    self.on_final is not None
+                    and self.reported[t] != NO_OUTCOME
+                    and not self.obj[t]
+                    and self.has[t]
+                    and self.dist[t] <= FINAL_MAX_DISTANCE_M
+                ):
+                    self.on_final(trk.ids[t], self.reported[t])
+                continue
+            if not trk.active[t] or self.obj[t]:
+                continue
+            events += self._decide(t, unix_time)
+        det.update_background(frame)
+        return events
+
+    def _decide(self, t, unix_time):
+        cfg = self.cfg
+        if self.has[t]:
+            u = self._reading_u(t)
+            core, u_core = calibration.core_from_skin(
+                self.skin_mean[t], u, cfg.skin_to_core_offset_c, calibration.DEFAULT_OFFSET_UNCERTAINTY_C
+            )
+            out = self.deciders[t].update(core, u_core)
+            if out == calibration.CLEAR and not self.resolved[t]:
+                # CLEAR needs a face pixel verified to be all skin: the fill
+                # fraction of an unresolved face rests on a distance guess
+                out = calibration.RECHECK
+            self.core[t] = core
+            self.u_core[t] = u_core
+        else:
+            # no reading yet (head cut by the border, nothing measurable):
+            # nothing to report about this person
+            self.outcome[t] = calibration.RECHECK
+            return 0
+        self.outcome[t] = out
+        if out == self.cand[t]:
+            if self.cand_n[t] < 255:
+                self.cand_n[t] += 1
+        else:
+            self.cand[t] = out
+            self.cand_n[t] = 1
+        if self.cand_n[t] < cfg.confirm_frames or out == self.reported[t]:
+            return 0
+        if self.reported[t] == calibration.FEVER:
+            return 0  # FEVER is final for this person
+        self.reported[t] = out
+        if out == calibration.FEVER:
+            if self._same_fever_person(t):
+                return 0  # the person just alarmed for, on a new track
+            self.fever_frame = self.frames
+            self.fever_core = self.core[t]
+            self.fever_slot = t
+            self.fever_id = self.trk.ids[t]
+        self._emit(t, out, unix_time)
+        return 1
+
+    def _same_fever_person(self, t):
+        """A track lost at close range (two people overlapping, a head cut
+        by the border) restarts as a new track; one alarm per person means a
+        FEVER within REID_S of the last one, with a core estimate within
+        REID_CORE_C, from a new track while the alarmed track is lost, is
+        the same person.  Trade-off: a second febrile person of the same
+        temperature within those seconds, while the first is out of sight,
+        raises no second alarm (the officer is attending the first)."""
+        if self.fever_frame < 0 or self.frames - self.fever_frame > self.reid_frames:
+            return False
+        d = self.core[t] - self.fever_core
+        if d < 0:
+            d = -d
+        if d > REID_CORE_C:
+            return False
+        s = self.fever_slot
+        trk = self.trk
+        alarmed_visible = trk.active[s] and trk.ids[s] == self.fever_id and trk.seen[s]
+        return not alarmed_visible
+
+    def _emit(self, t, out, unix_time):
+        self.seq += 1
+        flags = 0
+        if unix_time:
+            flags |= protocol.FLAG_TIME_VALID
+        if self.calibrated:
+            flags |= protocol.FLAG_CALIBRATED
+        if self.occl[t]:
+            flags |= protocol.FLAG_SKIN_OCCLUDED
+        core = None
+        core_u = calibration.INF
+        skin = None
+        skin_u = calibration.INF
+        dist = None
+        if self.has[t]:
+            k = self.cfg.coverage_k
+            u = self._reading_u(t)
+            skin = _clip(self.skin_mean[t])
+            skin_u = k * u
+            core = _clip(self.core[t])
+            core_u = k * self.u_core[t]
+            dist = self.dist[t]
+        ev = protocol.ScreeningEvent(
+            seq=self.seq,
+            time=unix_time,
+            kind=protocol.EVENT_SCREENING,
+            outcome=out,
+            core_c=core,
+            core_u_c=core_u,
+            skin_c=skin,
+            skin_u_c=skin_u,
+            distance_m=dist,
+            track_id=self.trk.ids[t],
+            flags=flags,
+        )
+        if self.sink is not None:
+            self.sink(ev)
+
+
+def _inside(box, o, x, y):
+    m = KEEP_OUT_MARGIN
+    return box[o] - m <= y <= box[o + 1] + 1 + m and box[o + 2] - m <= x <= box[o + 3] + 1 + m
+
+
+def _clip(t):
+    # the event record carries -50..150 degC; skin/core estimates stay far inside
+    if t < -50.0:
+        return -50.0
+    if t > 150.0:
+        return 150.0
+    return t

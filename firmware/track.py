@@ -1,0 +1,205 @@
+"""Tracks with stable ids: gated nearest neighbour with a motion prediction.
+
+Each track holds a head position (x = column, y = row, pixels), a velocity
+(pixels per frame) and the head width.  Per frame:
+1. predict: position + velocity;
+2. cost of pairing track t with head k = distance from the prediction plus
+   0.5 px per pixel of head-width difference (two people crossing at
+   different distances differ in head size) plus TEMP_COST px per degC of
+   face-peak difference; pairs beyond the gate (GATE_PX + GATE_WIDTH *
+   head width: bigger, closer heads move more pixels per frame) are never
+   paired, nor are two big heads (>= BIG_HEAD_PX wide, where the face peak
+   is all skin and steady) whose face peaks differ by more than
+   TEMP_GATE_C: that is the next person stepping into the same spot; nor
+   a head more than twice (plus a pixel) as wide or narrow as the track's;
+3. greedy assignment, cheapest pair first (optimal enough for <= 8 heads);
+4. alpha-beta update (ALPHA position, BETA velocity) of paired tracks;
+   unpaired tracks coast on their prediction and are retired after
+   max_missed frames (about 1 s: long enough to bridge a crossing);
+   unpaired heads start new tracks with the next id (u16, wraps, skips 0).
+A track also counts how long it has stayed within STILL_PX of an anchor
+(frames_still), so the screening can release objects that never move.
+All state is preallocated (MAX_TRACKS slots); ids are 1..65535.
+"""
+
+from array import array
+
+
+def zeros(typecode, n):
+    """A zeroed array without a temporary of the same size (array(tc, range(n))
+    is allocated once at its final size; bytes(4 * n) would double the peak)."""
+    a = array(typecode, range(n))
+    for i in range(n):
+        a[i] = 0
+    return a
+
+
+MAX_TRACKS = 8
+GATE_PX = 3.0
+GATE_WIDTH = 1.0
+ALPHA = 0.6
+BETA = 0.3
+STILL_PX = 1.5
+MAX_PAIRS = 64
+TEMP_COST = 1.0
+TEMP_GATE_C = 1.2
+BIG_HEAD_PX = 5
+
+
+class Tracker:
+    def __init__(self, rate_hz=8.0, max_missed_s=1.0):
+        self.max_missed = max(2, int(max_missed_s * rate_hz + 0.5))
+        self.next_id = 1
+        n = MAX_TRACKS
+        self.active = bytearray(n)
+        self.ids = zeros("H", n)
+        self.x = zeros("f", n)
+        self.y = zeros("f", n)
+        self.vx = zeros("f", n)
+        self.vy = zeros("f", n)
+        self.w = zeros("f", n)
+        self.peak = zeros("f", n)  # face-peak apparent temperature (degC), smoothed
+        self.ax = zeros("f", n)  # anchor of the stillness counter
+        self.ay = zeros("f", n)
+        self.missed = bytearray(n)
+        self.age = zeros("I", n)
+        self.frames_still = zeros("I", n)
+        self.seen = bytearray(n)  # 1 = paired with a head this frame
+        self.new = bytearray(n)  # 1 = started this frame
+        self.retired = bytearray(n)  # 1 = retired this frame (slot data still readable)
+        self.head_track = bytearray(8)  # per head: track slot, 255 = none
+        self._pc = zeros("f", MAX_PAIRS)
+        self._pt = bytearray(MAX_PAIRS)
+        self._pk = bytearray(MAX_PAIRS)
+
+    def update(self, xs, ys, ws, n_heads, peaks=None):
+        """Associate n_heads heads (arrays of column, row, width px and,
+        optionally, face-peak degC) with tracks.  Afterwards head_track[k] is the slot of head k; seen, new
+        and retired flag what happened to each slot."""
+        act = self.active
+        tx = self.x
+        ty = self.y
+        tvx = self.vx
+        tvy = self.vy
+        tw = self.w
+        for t in range(MAX_TRACKS):
+            self.seen[t] = 0
+            self.new[t] = 0
+            self.retired[t] = 0
+        ht = self.head_track
+        for k in range(n_heads):
+            ht[k] = 255
+        # candidate pairs within the gate
+        pc = self._pc
+        pt = self._pt
+        pk = self._pk
+        npairs = 0
+        for t in range(MAX_TRACKS):
+            if not act[t]:
+                continue
+            px = tx[t] + tvx[t]
+            py = ty[t] + tvy[t]
+            gate = GATE_PX + GATE_WIDTH * tw[t]
+            for k in range(n_heads):
+                dx = xs[k] - px
+                dy = ys[k] - py
+                dist = (dx * dx + dy * dy) ** 0.5
+                if dist > gate or npairs >= MAX_PAIRS:
+                    continue
+                dw = ws[k] - tw[t]
+                if dw < 0:
+                    dw = -dw
+                if ws[k] > 2.0 * tw[t] + 1.0 or tw[t] > 2.0 * ws[k] + 1.0:
+                    continue  # a head does not halve or double in size from one frame to the next
+                cost = dist + 0.5 * dw
+                if peaks is not None:
+                    dp = peaks[k] - self.peak[t]
+                    if dp < 0:
+                        dp = -dp
+                    if dp > TEMP_GATE_C and ws[k] >= BIG_HEAD_PX and tw[t] >= BIG_HEAD_PX:
+                        continue
+                    cost += TEMP_COST * dp
+                pc[npairs] = cost
+                pt[npairs] = t
+                pk[npairs] = k
+                npairs += 1
+        # greedy: cheapest remaining pair first
+        while True:
+            best = -1
+            bc = 1e9
+            for p in range(npairs):
+                if pt[p] != 255 and pc[p] < bc:
+                    bc = pc[p]
+                    best = p
+            if best < 0:
+                break
+            t = pt[best]
+            k = pk[best]
+            ht[k] = t
+            self.seen[t] = 1
+            for p in range(npairs):
+                if pt[p] == t or pk[p] == k:
+                    pt[p] = 255
+        for t in range(MAX_TRACKS):
+            if not act[t]:
+                continue
+            px = tx[t] + tvx[t]
+            py = ty[t] + tvy[t]
+            if self.seen[t]:
+                for k in range(n_heads):
+                    if ht[k] == t:
+                        break
+                rx = xs[k] - px
+                ry = ys[k] - py
+                tx[t] = px + ALPHA * rx
+                ty[t] = py + ALPHA * ry
+                tvx[t] = tvx[t] + BETA * rx
+                tvy[t] = tvy[t] + BETA * ry
+                tw[t] = 0.5 * (tw[t] + ws[k])
+                if peaks is not None:
+                    self.peak[t] = 0.5 * (self.peak[t] + peaks[k])
+                self.missed[t] = 0
+            else:
+                tx[t] = px
+                ty[t] = py
+                m = self.missed[t] + 1
+                self.missed[t] = m if m < 255 else 255
+                if m > self.max_missed:
+                    act[t] = 0
+                    self.retired[t] = 1
+                    continue
+            self.age[t] += 1
+            dx = tx[t] - self.ax[t]
+            dy = ty[t] - self.ay[t]
+            if dx * dx + dy * dy > STILL_PX * STILL_PX:
+                self.ax[t] = tx[t]
+                self.ay[t] = ty[t]
+                self.frames_still[t] = 0
+            else:
+                self.frames_still[t] += 1
+        # new tracks for unpaired heads
+        for k in range(n_heads):
+            if ht[k] != 255:
+                continue
+            for t in range(MAX_TRACKS):
+                if not act[t] and not self.retired[t]:
+                    break
+            else:
+                continue  # no free slot: the head stays untracked this frame
+            act[t] = 1
+            self.new[t] = 1
+            self.seen[t] = 1
+            self.ids[t] = self.next_id
+            self.next_id = self.next_id + 1 if self.next_id < 65535 else 1
+            tx[t] = xs[k]
+            ty[t] = ys[k]
+            self.ax[t] = xs[k]
+            self.ay[t] = ys[k]
+            tvx[t] = 0.0
+            tvy[t] = 0.0
+            tw[t] = ws[k]
+            self.peak[t] = peaks[k] if peaks is not None else 0.0
+            self.missed[t] = 0
+            self.age[t] = 1
+            self.frames_still[t] = 0
+            ht[k] = t

@@ -1,0 +1,142 @@
+"""Detection on synthetic 32x24 frames: people found, hot objects rejected,
+background adapts only where no person is."""
+
+INTERPRETERS = ("micropython",)
+
+import gc  # noqa: E402
+from array import array  # noqa: E402
+
+import detect  # noqa: E402
+from checks import near  # noqa: E402
+
+W = 32
+
+
+def flat(t):
+    # array(tc, range(n)) allocates once; a [t] * 768 list would need 6 KB more
+    a = array("f", range(768))
+    for i in range(768):
+        a[i] = t
+    return a
+
+
+def frame(bg=22.0):
+    return flat(bg)
+
+
+def rect(f, r0, r1, c0, c1, t):
+    for r in range(r0, r1 + 1):
+        for c in range(c0, c1 + 1):
+            f[r * W + c] = t
+
+
+def person(f, c=15, top=6, w=4, h=7, skin=34.5, body=28.0):
+    rect(f, top, top + h - 1, c, c + w - 1, skin)  # head
+    f[(top + 3) * W + c + 1] = skin + 0.2  # the hottest face pixel, inside the face
+    rect(f, top + h, 23, c - 3, c + w + 2, body)  # torso to the bottom of the image
+
+
+def test_person_head_found_at_top_of_body():
+    d = detect.Detector(8.0)
+    d.process(frame())  # empty scene: background
+    f = frame()
+    person(f)
+    d.process(f)
+    assert d.n_heads == 1
+    assert d.h_r0[0] == 6
+    assert d.h_c0[0] == 15 and d.h_c1[0] == 18
+    near(d.h_peak_c[0], 34.7, 1e-4)
+    assert d.h_peak[0] == 9 * W + 16
+    near(d.h_bg_c[0], 22.0, 1e-4)
+    near(d.h_weq[0], 4.0, 0.1)
+    assert d.h_interior[0] == 1
+
+
+def test_two_people_side_by_side():
+    d = detect.Detector(8.0)
+    d.process(frame())
+    f = frame()
+    person(f, c=5)
+    person(f, c=22)
+    d.process(f)
+    assert d.n_heads == 2
+    cols = sorted([d.h_x[0], d.h_x[1]])
+    near(cols[0], 7.0, 0.01)
+    near(cols[1], 24.0, 0.01)
+
+
+def test_hot_lamp_and_lone_warm_blob_rejected():
+    d = detect.Detector(8.0)
+    d.process(frame())
+    f = frame()
+    person(f, c=14, skin=60.0)  # a 60 degC lamp on a warm post
+    rect(f, 3, 5, 2, 4, 35.0)  # a face-warm panel with nothing below
+    d.process(f)
+    assert d.n_heads == 0
+    assert d.rejects[detect.REJECT_HOT] == 1
+    assert d.rejects[detect.REJECT_NO_BODY] == 1
+
+
+def test_wall_is_not_a_head():
+    d = detect.Detector(8.0)
+    d.process(frame())
+    f = frame()
+    rect(f, 10, 23, 0, 20, 30.0)  # a wide warm area: flatter than any head
+    d.process(f)
+    assert d.n_heads == 0
+
+
+def test_background_adapts_except_under_people():
+    d = detect.Detector(8.0)
+    f = frame()
+    for _ in range(200):  # past the start-up averaging
+        d.process(f)
+        d.update_background(f)
+    person(f)
+    rect(f, 0, 0, 28, 31, 22.5)  # a slow change of the wall, below the threshold
+    for _ in range(80):  # 10 s at 8 Hz
+        d.process(f)
+        for k in range(d.n_heads):
+            d.freeze_box(k)
+        d.update_background(f)
+    # the person is still there (not absorbed), the wall moved toward 22.5 with tau 2**7 frames
+    assert d.n_heads == 1
+    near(d.bg_c(6 * W + 16), 22.0, 1e-4)
+    near(d.bg_c(0 * W + 30), 22.0 + 0.5 * (1 - (1 - 1 / 128) ** 80), 0.02)
+
+
+def test_person_present_at_start_is_found():
+    f = frame()
+    person(f)
+    d = detect.Detector(8.0)
+    d.process(f)  # first frame ever: warm pixels are not taken as background
+    assert d.n_heads == 1
+
+
+def test_scene_player_streams_into_one_buffer():
+    import struct
+
+    from scene_player import ScenePlayer
+
+    with open("rec.htrs", "wb") as out:
+        out.write(struct.pack("<4sHHHfI", b"HTRS", 1, 32, 24, 8.0, 2))
+        for k in range(2):
+            out.write(struct.pack("<ff", k / 8.0, 28.5))
+            row = array("f", range(32))
+            for r in range(24):
+                for c in range(32):
+                    row[c] = 20.0 + k + (r * 32 + c) / 1000.0
+                out.write(row)  # little-endian host, as the recording
+    p = ScenePlayer("rec.htrs")
+    buf = p.frame
+    assert p.next() and p.index == 0 and p.ta_c == 28.5
+    assert abs(p.frame[767] - 20.767) < 1e-4
+    gc.collect()
+    before = gc.mem_alloc()
+    ok = p.next()
+    grown = gc.mem_alloc() - before
+    assert grown <= 64, grown  # t_s and ta_c (boxed floats) at most, no frame copy
+    assert ok and p.frame is buf and p.t_s == 0.125
+    assert abs(p.frame[0] - 21.0) < 1e-6
+    assert not p.next()
+    p.close()

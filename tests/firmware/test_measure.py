@@ -1,0 +1,81 @@
+"""Readings: fill fraction, distance and the skin estimate through calibration."""
+
+INTERPRETERS = ("micropython",)
+
+from array import array  # noqa: E402
+
+import calibration  # noqa: E402
+import detect  # noqa: E402
+import measure  # noqa: E402
+from checks import near  # noqa: E402
+
+W = 32
+
+
+def flat(t):
+    # array(tc, range(n)) allocates once; a [t] * 768 list would need 6 KB more
+    a = array("f", range(768))
+    for i in range(768):
+        a[i] = t
+    return a
+
+
+def scene(skin_app, w=5, h=8):
+    f = flat(22.0)
+    for r in range(4, 4 + h):
+        for c in range(14, 14 + w):
+            f[r * W + c] = skin_app
+    f[(4 + h // 2) * W + 14 + w // 2] = skin_app + 0.01  # hottest pixel inside the face
+    for r in range(4 + h, 24):
+        for c in range(10, 14 + w + 4):
+            f[r * W + c] = 28.0
+    d = detect.Detector(8.0, noise_1hz_c=0.01)  # nearly noise-free frames: tiny max-bias correction
+    d.process(flat(22.0))
+    d.process(f)
+    return d
+
+
+def test_resolved_face_reads_skin_through_calibration():
+    skin = 35.0
+    app = calibration.apparent_from_object(skin, calibration.SKIN_EMISSIVITY, 22.0)
+    d = scene(app)
+    m = measure.Measurer()
+    r = m.measure(d, 0, 22.0)
+    assert r.ok and r.resolved
+    # the fill fraction 0.99 +/- 0.012 reads a little warm; within its uncertainty
+    assert abs(r.skin_c - skin) < 2 * r.u_skin_c
+    near(r.skin_c, skin, 0.2)
+    # uncalibrated sensor: the 0.6 degC of calibration dominates
+    assert r.u_skin_c >= calibration.UNCALIBRATED_UNCERTAINTY_C
+
+
+def test_distance_from_head_width():
+    d = scene(34.5, w=5)
+    r = measure.Measurer().measure(d, 0, 22.0)
+    near(r.distance_m, measure.HEAD_WIDTH_M / (5 * measure.PX_M), 0.01)
+    assert 0.1 * r.distance_m < r.u_distance_m < 0.3 * r.distance_m
+
+
+def test_far_face_is_uncertain_not_cold():
+    # a one-pixel face: the fraction bounds are wide, the uncertainty large
+    f, uf = measure.fraction_bounds(4.0, 6.0, False)
+    assert uf > 0.2 and f - uf > 0.0
+    d = scene(29.0, w=1, h=2)
+    r = measure.Measurer().measure(d, 0, 22.0)
+    assert not r.resolved
+    assert r.u_skin_c > 2.0
+
+
+def test_fraction_narrows_as_people_approach():
+    prev = 1.0
+    for dist in (5.0, 4.0, 3.0, 2.0, 1.0):
+        f, uf = measure.fraction_bounds(dist * 0.9, dist * 1.1, False)
+        assert uf <= prev + 1e-6
+        prev = uf
+    assert prev < 0.03
+
+
+def test_occluded_face_has_wider_fraction():
+    f0, u0 = measure.fraction_bounds(2.5, 3.0, False)
+    f1, u1 = measure.fraction_bounds(2.5, 3.0, True)
+    assert u1 > u0 and f1 < f0
