@@ -85,6 +85,7 @@ class Screening:
         self.sink = sink
         self.on_final = on_final
         self.seq = 0
+        self.ambient_c = calibration.OFFSET_REFERENCE_AMBIENT_C  # air temperature, from the background
         self.static_frames = int(STATIC_S * rate)
         n = track.MAX_TRACKS
         self.deciders = [calibration.Decider(cfg.threshold_c, cfg.hysteresis_c, cfg.coverage_k) for _ in range(n)]
@@ -201,6 +202,7 @@ class Screening:
         ambient = det.ambient_c if det.frames > 1 else det.bg[0]
         if ambient < -40.0 or ambient > 100.0:
             ambient = ta_c
+        self.ambient_c = ambient  # the skin-to-core offset depends on the air
         events = 0
         for k in range(nh):
             t = trk.head_track[k]
@@ -268,7 +270,11 @@ class Screening:
         if self.has[t]:
             u = self._reading_u(t)
             core, u_core = calibration.core_from_skin(
-                self.skin_mean[t], u, cfg.skin_to_core_offset_c, calibration.DEFAULT_OFFSET_UNCERTAINTY_C
+                self.skin_mean[t],
+                u,
+                cfg.skin_to_core_offset_c,
+                calibration.DEFAULT_OFFSET_UNCERTAINTY_C,
+                self.ambient_c,
             )
             out = self.deciders[t].update(core, u_core)
             if out == calibration.CLEAR and not self.resolved[t]:

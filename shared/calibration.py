@@ -54,6 +54,18 @@ DEFAULT_THRESHOLD_C = 38.0
 DEFAULT_SKIN_TO_CORE_OFFSET_C = 1.3
 DEFAULT_OFFSET_UNCERTAINTY_C = 0.4
 
+# Facial skin follows the air around it: cooler in cold air, warmer in heat,
+# while the core does not.  Studies of inner-canthus and face-maximum
+# temperature against air temperature put the slope at roughly 0.1-0.2 degC
+# of skin per degC of air.  The offset above holds at the reference ambient;
+# core_from_skin(..., ambient_c=t) corrects it with the middle slope and adds
+# the spread of the literature (+/-0.05 per degC) as uncertainty, so readings
+# far from the reference air temperature are honestly less certain.  Without
+# the correction a feverish face in 15 degC air reads about 1 degC low.
+OFFSET_REFERENCE_AMBIENT_C = 23.0
+OFFSET_AMBIENT_SLOPE = 0.15
+OFFSET_AMBIENT_SLOPE_UNCERTAINTY = 0.05
+
 DEFAULT_HYSTERESIS_C = 0.1
 DEFAULT_COVERAGE_K = 2.0  # expanded uncertainty, ~95 % for a normal error
 SKIN_EMISSIVITY = 0.98
@@ -251,15 +263,31 @@ def skin_from_apparent(t_apparent_c, u_apparent_c, t_background_c, u_background_
     return ts, _quad((ca, ua), (cb, ub), (1.0, dev))
 
 
-def core_from_skin(t_skin_c, u_skin_c, offset_c=DEFAULT_SKIN_TO_CORE_OFFSET_C, u_offset_c=DEFAULT_OFFSET_UNCERTAINTY_C):
-    """(core_c, u_core_c): core = skin + offset, uncertainties in quadrature."""
+def core_from_skin(
+    t_skin_c,
+    u_skin_c,
+    offset_c=DEFAULT_SKIN_TO_CORE_OFFSET_C,
+    u_offset_c=DEFAULT_OFFSET_UNCERTAINTY_C,
+    ambient_c=None,
+):
+    """(core_c, u_core_c): core = skin + offset, uncertainties in quadrature.
+
+    With ``ambient_c`` (air temperature, degC) the offset is corrected for the
+    air: offset + OFFSET_AMBIENT_SLOPE * (OFFSET_REFERENCE_AMBIENT_C - ambient),
+    with OFFSET_AMBIENT_SLOPE_UNCERTAINTY * |reference - ambient| added to the
+    offset's uncertainty.  Without it the offset is taken as it is."""
     ts = _temp("t_skin_c", t_skin_c)
     us = _unc("u_skin_c", u_skin_c)
     off = _finite("offset_c", offset_c)
     if abs(off) > OFFSET_MAX_C:
         raise InvalidInput("offset_c must be in [-5, 5] degC, got %r" % (off,))
     uo = _unc("u_offset_c", u_offset_c)
-    return ts + off, _quad((1.0, us), (1.0, uo))
+    u_air = 0.0
+    if ambient_c is not None:
+        away = OFFSET_REFERENCE_AMBIENT_C - _temp("ambient_c", ambient_c)
+        off += OFFSET_AMBIENT_SLOPE * away
+        u_air = OFFSET_AMBIENT_SLOPE_UNCERTAINTY * abs(away)
+    return ts + off, _quad((1.0, us), (1.0, uo), (1.0, u_air))
 
 
 # --- decision ----------------------------------------------------------------

@@ -175,13 +175,9 @@ def test_from_json_rejects_garbage_with_invalid_input(text):
 
 def test_vectors_file_is_one_json_list():
     # The vectors test streams the file line by line; it must also be plain JSON.
-    import importlib.util
-    from pathlib import Path
+    import test_calibration_vectors as tv
+    from checks import repo_path
 
-    path = Path(__file__).parents[1] / "shared" / "test_calibration_vectors.py"
-    spec = importlib.util.spec_from_file_location("calibration_vectors_module", path)
-    tv = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tv)
-    with open(tv._path()) as f:
+    with open(repo_path(tv.VECTORS)) as f:
         whole = json.load(f)
     assert whole == tv.load_cases()

@@ -148,6 +148,27 @@ def test_core_from_skin():
     assert cal.core_from_skin(35.0, INF)[1] == INF
 
 
+def test_offset_follows_the_air_and_grows_less_certain_away_from_the_reference():
+    at_ref = cal.core_from_skin(35.0, 0.3, 1.3, 0.4, cal.OFFSET_REFERENCE_AMBIENT_C)
+    assert at_ref == cal.core_from_skin(35.0, 0.3, 1.3, 0.4)
+    cold = cal.core_from_skin(35.0, 0.3, 1.3, 0.4, 15.0)
+    hot = cal.core_from_skin(35.0, 0.3, 1.3, 0.4, 31.0)
+    near(cold[0], 35.0 + 1.3 + 8 * cal.OFFSET_AMBIENT_SLOPE, 1e-9)  # cold skin: larger offset
+    near(hot[0], 35.0 + 1.3 - 8 * cal.OFFSET_AMBIENT_SLOPE, 1e-9)
+    assert cold[1] > at_ref[1] and near(cold[1], hot[1], 1e-12) is None
+    with raises(cal.InvalidInput, match="ambient_c"):
+        cal.core_from_skin(35.0, 0.3, 1.3, 0.4, float("nan"))
+
+
+def test_feverish_face_in_cold_air_is_not_cleared():
+    # 38.2 degC core in 15 degC air: face skin sits about 2.5 degC below core
+    # (1.3 at 23 degC plus 0.15 per degC of colder air).
+    skin = 38.2 - 1.3 - 8 * 0.15
+    ignoring_air = cal.decide(*cal.core_from_skin(skin, 0.1))
+    assert ignoring_air == cal.CLEAR  # the constant offset alone would send them home
+    assert cal.decide(*cal.core_from_skin(skin, 0.1, ambient_c=15.0)) != cal.CLEAR
+
+
 def test_single_precision_inputs_within_0_01():
     # ESP32 floats are 32-bit: inputs rounded through array('f') must move
     # the key results by less than 0.01 degC (the factored radiance
