@@ -5,8 +5,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the test suite needs (later issues add socat, dbus, ...).
-DEB_PACKAGES :=
+# Debian packages the test suite needs: dbus (a private bus for the BLE
+# emulation).
+DEB_PACKAGES := dbus
 SETUP_STAMP := $(VENV)/.setup-done
 ARGS ?=
 
