@@ -6,8 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the test suite needs: dbus (a private bus for the BLE
-# emulation).
-DEB_PACKAGES := dbus
+# emulation), socat (serves the simulated board to mpremote over TCP).
+DEB_PACKAGES := dbus socat
 SETUP_STAMP := $(VENV)/.setup-done
 ARGS ?=
 
