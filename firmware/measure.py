@@ -112,9 +112,11 @@ class Measurer:
         self.emissivity = emissivity
         self.r = Reading()
 
-    def measure(self, det, k, ambient_c, weq=None):
+    def measure(self, det, k, ambient_c, weq=None, distance_m=None, u_distance_m=0.0):
         """Reading of detector head k; weq: the track's smoothed equivalent
-        head width in pixels (default: this frame's)."""
+        head width in pixels (default: this frame's); distance_m/u_distance_m:
+        a measured distance (the ToF's, via tof.ToFFusion.fuse) instead of
+        the head-size one."""
         r = self.r
         r.ok = False
         r.plausible = True
@@ -123,8 +125,12 @@ class Measurer:
             weq = det.h_weq[k]
         if weq < 0.3:
             weq = 0.3
-        d = HEAD_WIDTH_M / (weq * PX_M)
-        rel = (HEAD_WIDTH_REL_U * HEAD_WIDTH_REL_U + (WIDTH_PX_U / weq) ** 2) ** 0.5
+        if distance_m is None:
+            d = HEAD_WIDTH_M / (weq * PX_M)
+            rel = (HEAD_WIDTH_REL_U * HEAD_WIDTH_REL_U + (WIDTH_PX_U / weq) ** 2) ** 0.5
+        else:
+            d = distance_m
+            rel = u_distance_m / d
         r.distance_m = d
         r.u_distance_m = d * rel
         fw = FACE_W_M / (d * PX_M)

@@ -71,7 +71,7 @@ class Screening:
     """cfg: protocol.DeviceConfig; cal: calibration.Calibration (default:
     uncalibrated); sink(event) receives each ScreeningEvent."""
 
-    def __init__(self, cfg=None, cal=None, sink=None, on_final=None, rate_hz=None):
+    def __init__(self, cfg=None, cal=None, sink=None, on_final=None, rate_hz=None, tof=None):
         cfg = protocol.DeviceConfig() if cfg is None else cfg
         cfg.validate()
         self.cfg = cfg
@@ -97,6 +97,8 @@ class Screening:
         self.dist = zeros("f", n)
         self.weq = zeros("f", n)  # smoothed equivalent head width (px): distance
         self.occl = bytearray(n)
+        self.tof = tof  # tof.ToFFusion when a VL53L1X is fitted, else None
+        self.tofd = bytearray(n)  # 1 = the kept reading's distance is the ToF's
         self.resolved = bytearray(n)  # 1 = the kept reading's face pixel is verified all skin
         self.obj = bytearray(n)  # 1 = not a person (hot or static)
         self.cand = bytearray(n)
@@ -123,6 +125,7 @@ class Screening:
         self.has[t] = 0
         self.n_avg[t] = 0
         self.occl[t] = 0
+        self.tofd[t] = 0
         self.resolved[t] = 0
         self.obj[t] = 0
         self.weq[t] = 0.0
@@ -152,7 +155,7 @@ class Screening:
             self.ko_box[4 * best + j] = self.box[4 * t + j]
         self.ko_left[best] = self.keep_out_frames
 
-    def _absorb(self, t, r):
+    def _absorb(self, t, r, from_tof=False):
         """Fold this frame's reading into track t's best-conditioned reading."""
         us = r.u_skin_c
         un = r.u_noise_c
@@ -172,6 +175,7 @@ class Screening:
             self.n_avg[t] = 1
             self.dist[t] = r.distance_m
             self.occl[t] = 1 if r.occluded else 0
+            self.tofd[t] = 1 if from_tof else 0
             self.resolved[t] = 1 if r.resolved else 0
         elif u_sys <= SYS_SAME * self.sys_u[t] and u_sys < calibration.INF:
             n = self.n_avg[t]
@@ -191,7 +195,7 @@ class Screening:
             return s
         return (s * s + self.noise_var_sum[t] / (n * n)) ** 0.5
 
-    def process(self, frame, ta_c=0.0, unix_time=0):
+    def process(self, frame, ta_c=0.0, unix_time=0, t_ms=0):
         """Screen one frame; returns the number of events sent to the sink."""
         det = self.det
         trk = self.trk
@@ -204,6 +208,8 @@ class Screening:
             ambient = ta_c
         self.ambient_c = ambient  # the skin-to-core offset depends on the air
         events = 0
+        fus = self.tof
+        k_tof = -1 if fus is None else fus.pick(det.h_x, det.h_y, det.h_weq, nh, t_ms)
         for k in range(nh):
             t = trk.head_track[k]
             if t == 255:
@@ -234,13 +240,20 @@ class Screening:
                 self.weq[t] += WEQ_ALPHA * (w - self.weq[t])
             if det.h_edge[k]:
                 continue  # a head cut by the image border: its width and face are not all there
-            r = self.meas.measure(det, k, ambient, self.weq[t])
+            from_tof = False
+            if k == k_tof:
+                d = fus.fuse(self.weq[t], True)
+                from_tof = fus.from_tof
+            if from_tof:
+                r = self.meas.measure(det, k, ambient, self.weq[t], d, fus.u_distance_m)
+            else:
+                r = self.meas.measure(det, k, ambient, self.weq[t])
             if not r.ok:
                 continue
             if not r.plausible:
                 self.obj[t] = 1
                 continue
-            self._absorb(t, r)
+            self._absorb(t, r, from_tof)
         for z in range(KEEP_OUT_ZONES):
             if self.ko_left[z]:
                 self.ko_left[z] -= 1
@@ -339,6 +352,8 @@ class Screening:
             flags |= protocol.FLAG_CALIBRATED
         if self.occl[t]:
             flags |= protocol.FLAG_SKIN_OCCLUDED
+        if self.has[t] and self.tofd[t]:
+            flags |= protocol.FLAG_DISTANCE_TOF
         core = None
         core_u = calibration.INF
         skin = None
