@@ -6,8 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the test suite needs: dbus (a private bus for the BLE
-# emulation), socat (serves the simulated board to mpremote over TCP).
-DEB_PACKAGES := dbus socat
+# emulation), socat (serves the simulated board to mpremote over TCP), and
+# GL/EGL through Mesa for Kivy's offscreen rendering in the UI tests.
+DEB_PACKAGES := dbus socat libgl1 libegl1 libegl-mesa0 libglx-mesa0 libgl1-mesa-dri
 SETUP_STAMP := $(VENV)/.setup-done
 ARGS ?=
 
