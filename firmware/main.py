@@ -3,8 +3,8 @@
 Today it runs the power-on self-test, reports it on the console and makes
 the first journal event: BOOT when the thermal sensor delivered a frame, a
 SENSOR_BUS fault when it did not answer, a SENSOR_DATA fault when it answered
-with bad data (the helmet never screens without a working sensor).  The
-screening loop, the journal and the radio are added by later issues.
+with bad data (the helmet never screens without a working sensor).  After boot
+the helmet's main loop (helmet.main) screens until power-off.
 """
 
 import board
@@ -33,4 +33,6 @@ def boot(sleep_ms=None):
 
 
 if __name__ == "__main__":
-    boot()
+    import helmet
+
+    helmet.main(boot)  # frame buffer first, then the self-test, then screening

@@ -1,0 +1,120 @@
+"""The helmet's main loop on the simulated board through a rendered crowd.
+
+tools/scene renders crowd_walk at 8 Hz; tools/simboard/run_crowd.py boots the
+firmware under MicroPython and runs firmware/helmet.py with the virtual
+MLX90640 showing one recording frame per frame the driver reads.  Events are
+attributed to people with the scene's ground truth (bench_screening's track
+matching), per pass of the recording.
+
+The process heap is bench_soak.HEAPSIZE: on the 64-bit host the firmware
+alone holds about 147 KB and the simulation about 44 KB (tools/bench/bench_soak.py
+reports the figures); the assertions are no MemoryError and no heap growth
+after warm-up.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools" / "bench"))
+
+import bench_screening  # noqa: E402
+import bench_soak  # noqa: E402
+
+from scene import read_truth  # noqa: E402
+
+CLEAR, RECHECK, FEVER = 0, 1, 2
+PASS_FRAMES = 160  # 20 s at 8 Hz
+
+
+def _check_run(res):
+    assert res["returncode"] == 0, res["stderr"][-3000:]
+    assert not res["memory_errors"]
+    assert res["done"] is not None and res["done"]["resets"] == 0  # the watchdog was fed throughout
+    assert res["done"]["read_errors"] == 0
+    kinds = [e["kind"] for e in res["events"]]
+    assert kinds[0] == 3  # the boot event first
+    assert 2 not in kinds  # no fault events from a healthy sensor
+
+
+def _people(res, truth, n):
+    return bench_screening.person_results(bench_soak.per_pass(res, n), truth)
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """crowd_walk as it ships (febrile walker at core 38.8), one pass."""
+    path = bench_soak.render(tmp_path_factory.mktemp("crowd") / "crowd.htrs")
+    return path, bench_soak.run_crowd(path, PASS_FRAMES, tracks=True)
+
+
+@pytest.fixture(scope="module")
+def clearly_febrile(tmp_path_factory):
+    """The same crowd with the febrile walker at 39.6, three passes (60 s)."""
+    path = bench_soak.render(tmp_path_factory.mktemp("crowd39") / "crowd.htrs", febrile_core_c=39.6)
+    return path, bench_soak.run_crowd(path, 3 * PASS_FRAMES, tracks=True)
+
+
+def test_shipped_crowd_febrile_walker_never_clear_and_no_false_fever(shipped):
+    """Core 38.8 with the default offset uncertainty is usually RECHECK
+    (tests/host/test_screening_scenes.py explains why): never CLEAR."""
+    path, res = shipped
+    _check_run(res)
+    people, stray = _people(res, read_truth(str(path)), 0)
+    feb = people["febrile"]["outcomes"]
+    assert feb and feb[0] == RECHECK  # first report while far away
+    assert CLEAR not in feb
+    assert feb.count(FEVER) <= 1
+    for pid, p in people.items():
+        if pid != "febrile":
+            assert FEVER not in p["outcomes"], (pid, p["outcomes"])
+    # walker1 comes to 0.5 m bare-faced: cleared through the whole chain; the
+    # others end CLEAR or RECHECK (mask: CLEAR in the screening-only scene
+    # test, here it can stay RECHECK by a few hundredths: sensor quantisation)
+    assert people["walker1"]["outcomes"][-1] == CLEAR, people["walker1"]["outcomes"]
+    for pid in ("mask", "glasses", "crosser", "bald"):
+        assert people[pid]["outcomes"] and people[pid]["outcomes"][-1] in (CLEAR, RECHECK), (pid, people[pid])
+    assert all(ev["outcome"] != FEVER for ev in stray)  # the hot drink and the lamp
+
+
+def test_clearly_febrile_walker_one_fever_alarm_per_pass(clearly_febrile):
+    path, res = clearly_febrile
+    _check_run(res)
+    truth = read_truth(str(path))
+    for n in range(3):
+        people, stray = _people(res, truth, n)
+        feb = people["febrile"]["outcomes"]
+        assert feb.count(FEVER) == 1, (n, feb)
+        assert CLEAR not in feb, (n, feb)
+        others = [ev for pid, p in people.items() if pid != "febrile" for ev in p["outcomes"] if ev == FEVER]
+        assert not others and all(ev["outcome"] != FEVER for ev in stray), n
+    fevers = [e for e in res["events"] if e["kind"] == 1 and e["outcome"] == FEVER]
+    assert len(fevers) == 3  # one alarm per person, not per frame
+    assert res["done"]["pwm_changes"] > 0  # the buzzer sounded
+
+
+def test_no_heap_growth_after_warm_up(clearly_febrile):
+    """60 s of 8 Hz frames: the firmware's heap (sampled every second) after
+    the first pass never exceeds its peak during the first pass."""
+    path, res = clearly_febrile
+    _check_run(res)
+    assert res["done"]["frames"] == 3 * PASS_FRAMES
+    warm, after, end = bench_soak.heap_growth(res["heap"], PASS_FRAMES)
+    assert after <= warm, res["heap"]
+    assert end <= warm
+    assert res["sim"] > 0 and res["boot"] > 0
+
+
+def test_with_radio_every_event_reaches_the_phone_and_heap_holds(clearly_febrile):
+    """The same crowd with the GATT server and a bonded phone that takes every
+    event and acknowledges it: nothing left pending, heap flat over 2 passes."""
+    path, _ = clearly_febrile
+    res = bench_soak.run_crowd(path, 2 * PASS_FRAMES, ble=True)
+    _check_run(res)
+    phone = res["phone"]
+    assert phone["received"] == phone["journaled"] == len(res["events"]) and phone["pending"] == 0, phone
+    assert sum(e["kind"] == 1 and e["outcome"] == FEVER for e in res["events"]) == 2
+    warm, after, end = bench_soak.heap_growth(res["heap"], PASS_FRAMES)
+    assert after <= warm, res["heap"]

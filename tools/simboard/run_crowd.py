@@ -1,0 +1,303 @@
+"""Run the helmet's main loop on the simulated board through a scene recording.
+
+Usage: micropython run_crowd.py RECORDING [--frames N] [--every K] [--passes P] [--tracks] [--ble]
+
+Boots the firmware (main.boot: self-test, chirp), builds the helmet as
+helmet.main does (screening at the recording's 8 Hz, alarm, journal on the
+board's flash, a machine.WDT fed by the helmet's feeder, the button) and
+with --ble the GATT server, with a simulated phone
+(tools/simboard/ble_central.py) bonded to it that takes every event and
+acknowledges them every K frames, as the app does.  It
+runs Helmet.run for N frames (default: P passes of the recording; at its end
+the recording starts again).  The virtual MLX90640 is fed one recording frame
+per full frame the driver reads.  Simulated time is frames, not wall time:
+the board clock is virtual and advances only when the firmware waits (the
+driver's data-ready polls, the boot chirp), so the sensor runs at the
+helmet's own rate (8 Hz frames, 16 Hz subpages), board time follows the
+recording, a subpage is never "measured" in the middle of a bus read (with
+a wall clock it can be, when the collector pauses the read, and the driver
+then rightly refuses the frame), and real time is compute only: a minute of
+crowd takes about ten seconds.
+
+Output lines for the host (tools/bench/bench_soak.py, tests/host/test_helmet_crowd.py):
+  SIM <simulation bytes>             heap held by the virtual sensor and the player
+  LINK <bytes>                       (--ble) heap the phone's link added, counted as simulation
+  BOOT <firmware bytes>              built: frame buffer, driver, screening, journal (no radio yet)
+  EVENT <pass> <frame> <hex>         every journaled event, protocol record as hex
+  T <pass> <frame> <id> <x> <y> <outcome> <core> <u> <dist>   tracks (--tracks)
+  HEAP <frames> <firmware bytes> <free bytes>   after gc.collect, every K frames
+  SENSORERROR <read> <message>       a read the driver refused (the helmet recovers)
+  MEMORYERROR <frames> <message>     a MemoryError ended the run
+  DONE <frames> <read errors> <reinits> <feeds> <resets> <seconds> <buzzer PWM changes>
+  PHONE <events received> <last seq acknowledged> <journal pending> <events journaled>   (--ble)
+The firmware's share is gc.mem_alloc() minus the heap in use before the
+simulated parts were made, minus the simulation's own bytes (SIM).
+"""
+
+import binascii
+import gc
+import sys
+import time
+
+import simboard
+
+gc.collect()
+_START = gc.mem_alloc()
+
+
+class BoardTime:
+    """``time`` for the driver on the virtual board clock: sleeping advances
+    the clock instead of waiting (installed as mlx90640_device.time)."""
+
+    def __init__(self):
+        self.now = 0
+
+    def ticks_ms(self):
+        return self.now
+
+    def ticks_add(self, a, b):
+        return a + b
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    def sleep_ms(self, ms):
+        self.now += ms
+
+    def install(self):
+        """The board's clock (device models, watchdog) and the driver's."""
+        import mlx90640_device
+
+        simboard.set_clock(self.ticks_ms)
+        mlx90640_device.time = self
+
+
+def _arg(args, name, default):
+    if name in args:
+        return int(args[args.index(name) + 1])
+    return default
+
+
+class SceneCamera:
+    """The firmware's camera, with the recording advanced after every full
+    frame it reads (simulation glue; the helmet sees an MLX90640)."""
+
+    def __init__(self, camera, sensor, player, every, report):
+        self.phone = None
+        self.camera = camera
+        self.sensor = sensor
+        self.player = player
+        self.every = every
+        self.report = report
+        self.passes = 0
+        self.shown = 0  # recording frame (and pass) in the last image read
+        self.shown_pass = 0
+        self.reads = 0
+
+    def show_next(self):
+        p = self.player
+        if not p.next():
+            p.f.seek(18)  # the header: play the recording again
+            p.index = -1
+            self.passes += 1
+            p.next()
+        self.sensor.set_scene(p.frame)
+        self.sensor.set_ambient(ta=p.ta_c)
+
+    def read_frame(self, out):
+        if self.reads % self.every == 0:
+            self.report(self.reads)
+        if self.phone is not None:
+            self.phone.tick(self.reads % self.every == 0)
+        try:
+            ta = self.camera.read_frame(out)
+        except Exception as e:
+            print("SENSORERROR", self.reads, e)
+            raise
+        self.reads += 1
+        self.shown = self.player.index
+        self.shown_pass = self.passes
+        self.show_next()
+        return ta
+
+    def configure(self, rate):
+        self.camera.configure(rate)
+
+    def read_register(self, reg):
+        return self.camera.read_register(reg)
+
+
+class Phone:
+    """The companion app on the simulated air: takes events, acknowledges them."""
+
+    def __init__(self):
+        from ble_central import Central
+
+        self.central = Central(on_packet=self.on_packet)
+        self.events = 0
+        self.last = 0
+        self.acked = 0
+        self.server = None
+
+    def link(self, server):
+        import struct
+
+        self.server = server
+        self._struct = struct
+        c = self.central
+        c.connect()
+        c.exchange_mtu(247)
+        c.pair()
+        for h in (server._h_events, server._h_control):
+            c.subscribe(h)
+        c.subscribe(server._h_tm, indicate=True)
+
+    def on_packet(self, kind, handle, data):
+        if handle == self.server._h_events:
+            self.events += 1
+            self.last = self._struct.unpack_from("<I", data, 2)[0]
+
+    def tick(self, ack):
+        import protocol
+
+        self.central.process()
+        if ack and self.last > self.acked:
+            self.central.write(self.server._h_control, protocol.encode_command(protocol.OP_ACK, self.last))
+            self.acked = self.last
+        self.central.process()
+
+
+def main(args):
+    path = args[0]
+    every = _arg(args, "--every", 80)
+    simboard.reset_board()
+    clock = BoardTime()
+    simboard.set_clock(clock.ticks_ms)  # before the device models read it
+    sleep_ms = clock.sleep_ms  # the boot chirp, too, waits on the board clock
+
+    # -- the simulated parts (not on the helmet)
+    import board
+    import virtual_mlx90640
+    from scene_player import ScenePlayer
+
+    sensor = virtual_mlx90640.VirtualMLX90640()
+    player = ScenePlayer(path)
+    player.next()
+    sensor.set_scene(player.frame)
+    sensor.set_ambient(ta=player.ta_c)
+    simboard.attach_i2c(board.MLX90640_ADDRESS, sensor)
+    simboard.adc_values[board.BATTERY_PIN] = 41000
+    phone = None
+    if "--ble" in args:
+        import bluetooth
+
+        bluetooth.sim_reset()
+        phone = Phone()
+    gc.collect()
+    sim = gc.mem_alloc() - _START
+    print("SIM", sim)
+    frames = _arg(args, "--frames", _arg(args, "--passes", 1) * player.count)
+    tracks = "--tracks" in args
+
+    # -- the firmware, in helmet.main's order: frame buffer, self-test, the
+    # rest (loading the modules first needs 16 KB more heap here: fragmentation)
+    clock.install()
+    import helmet
+
+    frame = helmet.new_frame()
+    import main as boot_main
+
+    report, boot_event = boot_main.boot(sleep_ms)
+    if not report.ok:
+        print("BOOT FAILED")
+        return 3
+    import machine
+
+    import protocol
+    from alarm import Alarm
+    from buzzer import Buzzer
+    from journal import Journal
+    from screening import Screening
+
+    cam = SceneCamera(report.sensor.camera, sensor, player, every, None)
+    state = {"pwm": 0}
+
+    class TapJournal(Journal):
+        def append(self, ev):
+            seq = Journal.append(self, ev)
+            print("EVENT", cam.shown_pass, cam.shown, binascii.hexlify(protocol.encode_event(ev)).decode())
+            return seq
+
+    scr = Screening(protocol.DeviceConfig())
+    journal = TapJournal()
+    journal.append(protocol.decode_event(boot_event))
+    gc.collect()
+    print("BOOT", gc.mem_alloc() - _START - sim)
+    alarm = Alarm(Buzzer(board.make_buzzer_pwm(), sleep_ms), board.make_led())
+    # board time runs a few times faster than the wall clock the feeder's
+    # asyncio sleeps use: feed often so the watchdog's margin stays wide
+    h = helmet.Helmet(
+        cam, scr, alarm, journal, button=board.make_button(), frame=frame, clock=clock.ticks_ms, feed_ms=50
+    )
+    trk = scr.trk
+    if phone is not None:
+        import bluetooth
+
+        from ble_server import BleServer
+
+        server = BleServer(bluetooth.BLE(), journal, on_set_time=h.set_time, on_silence=h.silence)
+        h.attach_ble(server)
+        gc.collect()
+        before = gc.mem_alloc()
+        phone.link(server)
+        gc.collect()
+        link = gc.mem_alloc() - before
+        sim += link  # the air's connection state is the simulation's
+        print("LINK", link)
+        cam.phone = phone
+
+    def report_heap(n):
+        # the board's PWM history is the simulation's: count it, then drop it
+        state["pwm"] += sum(len(v) for v in simboard.pwm_timeline.values())
+        simboard.pwm_timeline.clear()
+        gc.collect()
+        print("HEAP", n, gc.mem_alloc() - _START - sim, gc.mem_free())
+
+    cam.report = report_heap
+    if tracks:
+        process = scr.process
+
+        def traced(frame, ta_c=0.0, unix_time=0):
+            n = process(frame, ta_c, unix_time)
+            for t in range(len(trk.active)):
+                if trk.active[t] and not scr.obj[t] and trk.seen[t]:
+                    print(
+                        "T", cam.shown_pass, cam.shown, trk.ids[t], trk.x[t], trk.y[t],
+                        scr.outcome[t], scr.core[t], scr.u_core[t], scr.dist[t],
+                    )  # fmt: skip
+            return n
+
+        scr.process = traced
+    h.wdt = machine.WDT(timeout=helmet.WDT_TIMEOUT_MS)
+    import asyncio
+
+    t0 = time.ticks_ms()
+    try:
+        asyncio.run(h.run(frames))
+    except MemoryError as e:
+        print("MEMORYERROR", h.frames, e)
+        return 4
+    seconds = time.ticks_diff(time.ticks_ms(), t0) / 1000
+    report_heap(cam.reads)
+    print("DONE", h.frames, h.read_errors, h.reinits, h.feeds, len(simboard.resets), seconds, state["pwm"])
+    if phone is not None:
+        for _ in range(3):  # the last events and the last acknowledgement
+            h.ble.pump()
+            phone.tick(True)
+        h.ble.pump()
+        print("PHONE", phone.events, phone.acked, journal.pending(), journal.next_seq - 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
