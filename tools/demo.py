@@ -10,6 +10,12 @@
    EEPROM is blank: a clear failure and a fault event, never a reading.
 3. The physics of distance with shared/calibration, computed on both
    interpreters, which must agree exactly.
+4. The whole chain (tools/demo_chain.py): the helmet's main loop under
+   MicroPython screening a scripted crowd, the emulated radio (bridge,
+   bluezoo, bleak), the companion app (a window when there is a display and
+   --headless is not given) and the FHIR ingest server over HTTPS, checked
+   against the scene's ground truth.  The last line is the app's summary,
+   ``uploaded=N fever=N recheck=N clear=N``.
 """
 
 import argparse
@@ -22,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "shared"), str(REPO / "tools"), str(REPO / "tests" / "support")]
 
 import calibration  # noqa: E402
+import demo_chain  # noqa: E402
 import demo_physics  # noqa: E402
 import protocol  # noqa: E402
 from mpharness import run_micropython_file  # noqa: E402
@@ -129,8 +136,8 @@ def physics_rows_on_micropython():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--headless", action="store_true", help="no window (there is no app window yet)")
-    parser.parse_args(argv)
+    parser.add_argument("--headless", action="store_true", help="no app window, even when a display exists")
+    args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="helmet-demo-") as tmp:
         recording, truth = scene_recording(Path(tmp))
@@ -169,17 +176,22 @@ def main(argv=None):
             cleared_febrile += 1
     print("  MicroPython and CPython results identical: %s" % ("yes" if identical else "NO"))
 
-    ok = booted_ok and fault_ok and identical and cleared_febrile == 0
+    section("4. The whole chain: helmet firmware -> emulated BLE -> companion app -> FHIR ingest server")
+    chain_ok, summary = demo_chain.run_section(args.headless)
+
+    ok = booted_ok and fault_ok and identical and cleared_febrile == 0 and chain_ok
     print(
-        "\ndemo: boot=%s sensor_fault=%s interpreters_agree=%s febrile_reported_clear=%d -> %s"
+        "\ndemo: boot=%s sensor_fault=%s interpreters_agree=%s febrile_reported_clear=%d chain=%s -> %s"
         % (
             "passed" if booted_ok else "FAILED",
             "reported" if fault_ok else "MISSED",
             "yes" if identical else "NO",
             cleared_febrile,
+            "matches the scene" if chain_ok else "FAILED",
             "OK" if ok else "PROBLEM",
         )
     )
+    print(summary)  # last: the app's summary line
     return 0 if ok else 1
 
 

@@ -7,7 +7,12 @@ helmet.main does (screening at the recording's 8 Hz, alarm, journal on the
 board's flash, a machine.WDT fed by the helmet's feeder, the button) and
 with --ble the GATT server, with a simulated phone
 (tools/simboard/ble_central.py) bonded to it that takes every event and
-acknowledges them every K frames, as the app does.  It
+acknowledges them every K frames, as the app does.  With --ble and
+HELMET_BLE_BRIDGE=host:port set, the phone is the host's instead (the
+simulated radio bridged to tools/ble_host, then bleak and the companion app:
+`make demo`): --wait-link makes the crowd arrive only once a phone has
+bonded, and after the last frame the helmet keeps serving (the app drains
+the journal and acknowledges it) until the host ends the process.  It
 runs Helmet.run for N frames (default: P passes of the recording; at its end
 the recording starts again).  The virtual MLX90640 is fed one recording frame
 per full frame the driver reads.  Simulated time is frames, not wall time:
@@ -30,12 +35,16 @@ Output lines for the host (tools/bench/bench_soak.py, tests/host/test_helmet_cro
   MEMORYERROR <frames> <message>     a MemoryError ended the run
   DONE <frames> <read errors> <reinits> <feeds> <resets> <seconds> <buzzer PWM changes>
   PHONE <events received> <last seq acknowledged> <journal pending> <events journaled>   (--ble)
+  LINKED                             (bridged, --wait-link) a phone bonded: the crowd starts
+  SERVING <events journaled>         (bridged) the frames are done, the radio still serves
+  ACKED <seq>                        (bridged) the phone acknowledged up to seq (polled every 20 ms)
 The firmware's share is gc.mem_alloc() minus the heap in use before the
 simulated parts were made, minus the simulation's own bytes (SIM).
 """
 
 import binascii
 import gc
+import os
 import sys
 import time
 
@@ -188,11 +197,14 @@ def main(args):
     simboard.attach_i2c(board.MLX90640_ADDRESS, sensor)
     simboard.adc_values[board.BATTERY_PIN] = 41000
     phone = None
-    if "--ble" in args:
+    ble = "--ble" in args
+    bridged = ble and bool(os.getenv("HELMET_BLE_BRIDGE"))  # the host's phone, not a simulated one
+    if ble:
         import bluetooth
 
         bluetooth.sim_reset()
-        phone = Phone()
+        if not bridged:
+            phone = Phone()
     gc.collect()
     sim = gc.mem_alloc() - _START
     print("SIM", sim)
@@ -240,13 +252,15 @@ def main(args):
         cam, scr, alarm, journal, button=board.make_button(), frame=frame, clock=clock.ticks_ms, feed_ms=50
     )
     trk = scr.trk
-    if phone is not None:
+    server = None
+    if ble:
         import bluetooth
 
         from ble_server import BleServer
 
         server = BleServer(bluetooth.BLE(), journal, on_set_time=h.set_time, on_silence=h.silence)
         h.attach_ble(server)
+    if phone is not None:
         gc.collect()
         before = gc.mem_alloc()
         phone.link(server)
@@ -282,8 +296,18 @@ def main(args):
     import asyncio
 
     t0 = time.ticks_ms()
+
+    async def session():
+        nonlocal t0
+        if bridged and "--wait-link" in args:
+            while not server.secure():  # the officer's phone bonds before the crowd arrives
+                await asyncio.sleep_ms(10)
+            print("LINKED")
+            t0 = time.ticks_ms()  # DONE's seconds: the crowd, not the wait
+        await h.run(frames)
+
     try:
-        asyncio.run(h.run(frames))
+        asyncio.run(session())
     except MemoryError as e:
         print("MEMORYERROR", h.frames, e)
         return 4
@@ -296,7 +320,23 @@ def main(args):
             phone.tick(True)
         h.ble.pump()
         print("PHONE", phone.events, phone.acked, journal.pending(), journal.next_seq - 1)
+    if bridged:
+        print("SERVING", journal.next_seq - 1)
+        asyncio.run(serve(server, journal))  # until the host ends the process
     return 0
+
+
+async def serve(server, journal):
+    """The radio alone, after the crowd: the app drains and acknowledges the journal."""
+    import asyncio
+
+    asyncio.create_task(server.run())
+    last = -1
+    while True:
+        if journal.acked != last:
+            last = journal.acked
+            print("ACKED", last)
+        await asyncio.sleep_ms(20)
 
 
 if __name__ == "__main__":
