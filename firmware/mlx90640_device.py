@@ -6,6 +6,7 @@ import time
 
 import micropython
 
+import i2c16
 from mlx90640 import (
     CONTROL_REG,
     EEPROM_ADDR,
@@ -25,8 +26,6 @@ from mlx90640 import (
     repair_pixels,
 )
 
-_ENODEV = 19  # errno of a NACK on MicroPython's machine.I2C
-_ETIMEDOUT = 110
 _STATUS_DATA_READY = 0x0008
 # Status value written after a frame is taken: bit 3 (data ready) cleared,
 # bit 4 (RAM overwrite enabled) and bit 5 (start measurement) set, as the
@@ -80,27 +79,12 @@ class MLX90640:
 
     # -- bus -------------------------------------------------------------
     def _bus(self, write, reg, buf):
-        code = None
-        for attempt in range(self.retries + 1):
-            try:
-                if write:
-                    self.i2c.writeto_mem(self.address, reg, buf, addrsize=16)
-                else:
-                    self.i2c.readfrom_mem_into(self.address, reg, buf, addrsize=16)
-                return
-            except OSError as e:
-                code = e.args[0] if e.args else None
-                time.sleep_ms(1 << attempt)  # 1, 2, 4 ms: let the bus settle
-        if code == _ENODEV:
-            what = "NACK (sensor absent or not answering)"
-        elif code == _ETIMEDOUT:
-            what = "bus timeout (SCL held low?)"
-        else:
-            what = "error %r" % (code,)
-        raise SensorError(
-            "MLX90640 at 0x%02X: I2C %s of 0x%04X failed %d times: %s"
-            % (self.address, "write" if write else "read", reg, self.retries + 1, what)
-        )
+        why = i2c16.transfer(self.i2c, self.address, write, reg, buf, self.retries)
+        if why is not None:
+            raise SensorError(
+                "MLX90640 at 0x%02X: I2C %s of 0x%04X failed %d times: %s"
+                % (self.address, "write" if write else "read", reg, self.retries + 1, why)
+            )
 
     def read_register(self, reg):
         self._bus(False, reg, self._word)

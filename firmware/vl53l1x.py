@@ -50,6 +50,8 @@ import time
 
 from micropython import const
 
+import i2c16
+
 ADDRESS = const(0x29)
 MODEL_ID = const(0xEACC)
 
@@ -144,8 +146,6 @@ _OSC_CALIBRATE = const(0x00DE)
 _SYSTEM_STATUS = const(0x00E5)
 _MODEL_ID_REG = const(0x010F)
 
-_ENODEV = const(19)  # errno of a NACK on MicroPython's machine.I2C
-_ETIMEDOUT = const(110)
 BOOT_TIMEOUT_MS = 100  # the datasheet's boot is 1.2 ms
 
 
@@ -191,27 +191,12 @@ class VL53L1X:
 
     # -- bus -------------------------------------------------------------
     def _bus(self, write, reg, buf):
-        code = None
-        for attempt in range(self.retries + 1):
-            try:
-                if write:
-                    self.i2c.writeto_mem(self.address, reg, buf, addrsize=16)
-                else:
-                    self.i2c.readfrom_mem_into(self.address, reg, buf, addrsize=16)
-                return
-            except OSError as e:
-                code = e.args[0] if e.args else None
-                time.sleep_ms(1 << attempt)  # 1, 2, 4 ms: let the bus settle
-        if code == _ENODEV:
-            what = "NACK (sensor absent or not answering)"
-        elif code == _ETIMEDOUT:
-            what = "bus timeout (SCL held low?)"
-        else:
-            what = "error %r" % (code,)
-        raise ToFError(
-            "VL53L1X at 0x%02X: I2C %s of 0x%04X failed %d times: %s"
-            % (self.address, "write" if write else "read", reg, self.retries + 1, what)
-        )
+        why = i2c16.transfer(self.i2c, self.address, write, reg, buf, self.retries)
+        if why is not None:
+            raise ToFError(
+                "VL53L1X at 0x%02X: I2C %s of 0x%04X failed %d times: %s"
+                % (self.address, "write" if write else "read", reg, self.retries + 1, why)
+            )
 
     def read_u8(self, reg):
         self._bus(False, reg, self._b1)
