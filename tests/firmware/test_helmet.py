@@ -227,36 +227,15 @@ def test_flapping_sensor_is_one_episode():
     assert faults(h.journal) == [protocol.FAULT_SENSOR_DATA, protocol.FAULT_SENSOR_DATA]
 
 
-class BoardTime:
-    """The driver's ``time`` on a virtual board clock that advances only when
-    firmware waits: a subpage is never measured in the middle of a bus read
-    (as tools/simboard/run_crowd.py does)."""
-
-    def __init__(self):
-        self.now = 0
-
-    def ticks_ms(self):
-        return self.now
-
-    def ticks_add(self, a, b):
-        return a + b
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-    def sleep_ms(self, ms):
-        self.now += ms
-
-
 @heapsize("256k")
 def test_real_driver_faults_on_the_virtual_sensor():
+    import i2c16
     import mlx90640_device
     import virtual_mlx90640
 
     simboard.reset_board()
-    clock = BoardTime()
-    simboard.set_clock(clock.ticks_ms)
-    mlx90640_device.time = clock
+    # the driver's time on the virtual board clock (as tools/simboard/run_crowd.py)
+    simboard.VirtualClock().install(mlx90640_device, i2c16)
     sensor = virtual_mlx90640.VirtualMLX90640()
     sensor.set_scene(22.0)
     simboard.attach_i2c(board.MLX90640_ADDRESS, sensor)

@@ -54,33 +54,6 @@ gc.collect()
 _START = gc.mem_alloc()
 
 
-class BoardTime:
-    """``time`` for the driver on the virtual board clock: sleeping advances
-    the clock instead of waiting (installed as mlx90640_device.time)."""
-
-    def __init__(self):
-        self.now = 0
-
-    def ticks_ms(self):
-        return self.now
-
-    def ticks_add(self, a, b):
-        return a + b
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-    def sleep_ms(self, ms):
-        self.now += ms
-
-    def install(self):
-        """The board's clock (device models, watchdog) and the driver's."""
-        import mlx90640_device
-
-        simboard.set_clock(self.ticks_ms)
-        mlx90640_device.time = self
-
-
 def _arg(args, name, default):
     if name in args:
         return int(args[args.index(name) + 1])
@@ -180,7 +153,7 @@ def main(args):
     path = args[0]
     every = _arg(args, "--every", 80)
     simboard.reset_board()
-    clock = BoardTime()
+    clock = simboard.VirtualClock()
     simboard.set_clock(clock.ticks_ms)  # before the device models read it
     sleep_ms = clock.sleep_ms  # the boot chirp, too, waits on the board clock
 
@@ -213,7 +186,10 @@ def main(args):
 
     # -- the firmware, in helmet.main's order: frame buffer, self-test, the
     # rest (loading the modules first needs 16 KB more heap here: fragmentation)
-    clock.install()
+    import i2c16
+    import mlx90640_device
+
+    clock.install(mlx90640_device, i2c16)  # the driver waits on the board clock
     import helmet
 
     frame = helmet.new_frame()

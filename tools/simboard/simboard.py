@@ -55,6 +55,35 @@ def set_clock(clock):
     _clock = clock
 
 
+class VirtualClock:
+    """Board time that advances only while the firmware waits: sleeping moves
+    the clock instead of waiting, so a simulated minute costs only the
+    compute, and a virtual sensor never produces a subpage in the middle of a
+    bus read.  ``install(*modules)`` makes it the board clock and the
+    ``time`` of the firmware modules that wait (e.g. mlx90640_device, i2c16)."""
+
+    def __init__(self):
+        self.now = 0
+
+    def ticks_ms(self):
+        return self.now
+
+    def ticks_add(self, a, b):
+        return a + b
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    def sleep_ms(self, ms):
+        self.now += ms
+
+    def install(self, *modules):
+        set_clock(self.ticks_ms)
+        for module in modules:
+            module.time = self
+        return self
+
+
 # ---------------------------------------------------------------- I2C devices
 class I2CDevice:
     """Base of every device model on a simulated I2C bus.
