@@ -280,11 +280,28 @@ class HelmetLink:
     async def _request_replay(self, seq):
         start = 0 if seq.next_seq is None else seq.next_seq
         self.stats.replays_requested += 1
+        if await self._replay_once(start) == P.RESULT_NOT_AUTHORIZED and self._client is not None:
+            # The helmet serves bonded phones only.  A phone's OS pairs when the
+            # helmet refuses for want of encryption; do the same, then ask again.
+            await self._try_pair(self._client)
+            self._awaiting_replay_start = seq.next_seq is None
+            self._prestart, self._replay_expected = [], None
+            await self._replay_once(start)
+
+    async def _replay_once(self, start):
+        """OP_REPLAY from `start` -> the helmet's result (NOT_AUTHORIZED also
+        when its stack refused the write: not paired)."""
         try:
-            await self._command(P.OP_REPLAY, start, wait=True)
+            result, _ = await self._command(P.OP_REPLAY, start, wait=True)
+            return result
         except (asyncio.TimeoutError, LinkError) as e:
             log.warning("helmet link: replay request unanswered: %s", e)
+        except Exception as e:  # noqa: BLE001 - the backend's error for an ATT refusal
+            log.warning("helmet link: replay request refused: %s", e)
             self._settle_start()
+            return P.RESULT_NOT_AUTHORIZED
+        self._settle_start()
+        return None
 
     async def _ack_loop(self, seq):
         gap_since = None
@@ -320,11 +337,11 @@ class HelmetLink:
         if wait:
             fut = asyncio.get_running_loop().create_future()
             self._pending[opcode].append(fut)
-        async with self._cp_lock:
-            await client.write_gatt_char(P.CONTROL_POINT_CHAR, P.encode_command(opcode, arg), response=True)
-        if fut is None:
-            return None
-        try:
+        try:  # a write that fails must not leave its future to take the next response
+            async with self._cp_lock:
+                await client.write_gatt_char(P.CONTROL_POINT_CHAR, P.encode_command(opcode, arg), response=True)
+            if fut is None:
+                return None
             _, result, value = await asyncio.wait_for(fut, self.command_timeout_s)
         finally:
             if fut in self._pending.get(opcode, ()):
