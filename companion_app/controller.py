@@ -545,8 +545,12 @@ class AppController:
         await self.link.start()
 
     def attach_link(self, link):
-        """Consume a started-or-not link's streams (tests call it directly)."""
+        """Consume a started-or-not link's streams (tests call it directly).
+        The controller stores every event, so the link acknowledges to the
+        helmet only what the store has committed."""
         self.link = link
+        if hasattr(link, "confirm_stored"):
+            link.ack_when_stored = True
         self._link_tasks = [
             asyncio.create_task(self._pump(link.states(), self.handle_state), name="link-states"),
             asyncio.create_task(self._pump(link.events(), self.handle_event), name="link-events"),
@@ -597,6 +601,8 @@ class AppController:
     def handle_event(self, item: EventItem):
         ev = item.event
         new = self.store.add_event(item.helmet_id, ev, received_at=item.received_at)
+        if self.link is not None and hasattr(self.link, "confirm_stored"):
+            self.link.confirm_stored(item.helmet_id, ev.seq)  # committed: the helmet may forget it
         if ev.kind == P.EVENT_SCREENING:
             reading = Reading(item.helmet_id, ev, item.received_at)
             self.reading = reading

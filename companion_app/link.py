@@ -73,6 +73,7 @@ class HelmetLink:
         backoff=None,
         frame_queue=4,
         rescan_after_failures=3,
+        ack_when_stored=False,
     ):
         self.adapter = adapter  # BlueZ adapter name (e.g. "hci1"); None = default
         self.address = address  # connect only to this helmet; None = first found
@@ -106,8 +107,20 @@ class HelmetLink:
         self._replay_expected = None  # events the helmet said it will replay
         self._settle_timer = None
         self._acked = {}  # helmet id -> last acknowledged sequence
+        # The helmet forgets what is acknowledged.  With ack_when_stored an
+        # event is acknowledged only once the consumer has made it durable
+        # (confirm_stored), so an app killed in between loses nothing: the
+        # helmet still holds it and replays it from the store's resume point.
+        self.ack_when_stored = ack_when_stored
+        self._stored = {}  # helmet id -> highest sequence the consumer made durable
 
     # --- public API --------------------------------------------------------------------
+    def confirm_stored(self, helmet_id, seq):
+        """The consumer has made event ``seq`` durable.  Events are delivered
+        in sequence order, so every earlier one is durable too."""
+        if seq > self._stored.get(helmet_id, -1):
+            self._stored[helmet_id] = seq
+
     async def start(self):
         if self._task is None:
             self._stopping = False
@@ -309,6 +322,9 @@ class HelmetLink:
             await asyncio.sleep(self.ack_delay_s)
             try:
                 ack = seq.ack_seq
+                if self.ack_when_stored and ack is not None:
+                    stored = self._stored.get(self.helmet_id)
+                    ack = None if stored is None else min(ack, stored)
                 if ack is not None and ack > self._acked.get(self.helmet_id, -1):
                     await self._command(P.OP_ACK, ack, wait=False)
                     self._acked[self.helmet_id] = ack

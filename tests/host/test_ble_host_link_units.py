@@ -108,3 +108,44 @@ def test_handlers_count_each_kind_of_malformed_input():
     assert (link.stats.events, link.stats.duplicates) == (1, 1)
     assert link.stats.malformed_responses == 1
     assert link._events.get_nowait().event.outcome == P.FEVER
+
+
+def _acks_after(link, stored_upto):
+    """Let the ack loop run for a few rounds with events 1..5 delivered and the
+    consumer having stored up to ``stored_upto`` (None: nothing); -> the OP_ACK
+    values sent."""
+    import asyncio
+
+    sent = []
+
+    async def command(opcode, arg=None, wait=False):
+        if opcode == P.OP_ACK:
+            sent.append(arg)
+
+    for s in range(1, 6):
+        link._on_event(None, bytearray(P.encode_event(P.ScreeningEvent(seq=s, kind=P.EVENT_SCREENING))))
+    if stored_upto is not None:
+        link.confirm_stored("AA:BB", stored_upto)
+    link._command = command
+
+    async def a_few_rounds():
+        try:
+            await asyncio.wait_for(link._ack_loop(link._sequencers["AA:BB"]), 10 * link.ack_delay_s)
+        except asyncio.TimeoutError:
+            pass
+
+    asyncio.run(a_few_rounds())
+    return sent
+
+
+def test_acknowledges_only_what_the_consumer_has_stored():
+    # The helmet forgets acknowledged events: an app killed between receiving
+    # and storing must find them still on the helmet.
+    link = _link()
+    link.ack_when_stored = True
+    assert _acks_after(link, None) == []  # received, nothing stored: no ACK
+    link = _link()
+    link.ack_when_stored = True
+    assert _acks_after(link, 3) == [3]  # stored 1..3: ACK 3, not 5
+    link = _link()
+    assert _acks_after(link, None) == [5]  # without the policy: everything received
