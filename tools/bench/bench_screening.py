@@ -527,6 +527,18 @@ def run(results_dir):
             "max_growth_after_warmup_bytes": mem_growth,
             "note": "gc.mem_alloc() after gc.collect() at frame 16 and at the end of each recording",
         },
+        # The PNG has no text (a dependency-free writer): its key is here.
+        "plot": {
+            "file": "screening.png",
+            "x": "distance 0.5-5 m",
+            "y": "0-100 % (core MAE: 0-2 degC)",
+            "white": "detection rate",
+            "red": "FEVER-only sensitivity",
+            "orange": "flagged sensitivity (FEVER or RECHECK)",
+            "green": "specificity",
+            "blue": "RECHECK rate",
+            "magenta": "core MAE",
+        },
         "scenes": len(paths),
         "people": len(rows),
         "render_s": round(t_render, 1),
