@@ -16,6 +16,7 @@ from array import array  # noqa: E402
 
 import bluetooth  # noqa: E402
 
+import loopback  # noqa: E402
 import protocol  # noqa: E402
 from ble_central import Central  # noqa: E402
 from ble_server import BleServer, adv_payload, civil_from_unix, uuid128_le  # noqa: E402
@@ -557,22 +558,6 @@ def test_server_resident_memory_and_steady_state():
     assert grown < 512, grown
 
 
-def _listen():
-    import socket
-
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    for _attempt in range(50):
-        port = 20000 + (os.urandom(1)[0] << 8 | os.urandom(1)[0]) % 30000
-        try:
-            srv.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
-            break
-        except OSError:
-            continue
-    srv.listen(1)
-    return srv, port
-
-
 @heapsize("256k")
 def test_over_the_host_bridge_the_firmwares_own_asyncio_loop_drives_the_radio():
     import json
@@ -587,7 +572,7 @@ def test_over_the_host_bridge_the_firmwares_own_asyncio_loop_drives_the_radio():
             os.remove(name)
         except OSError:
             pass
-    listener, port = _listen()
+    listener, port = loopback.listen()
     os.putenv("HELMET_BLE_BRIDGE", "127.0.0.1:%d" % port)
     try:
         bluetooth.sim_reset()

@@ -9,6 +9,7 @@ import os  # noqa: E402
 import bluetooth  # noqa: E402
 
 import ble_air  # noqa: E402
+import loopback  # noqa: E402
 from ble_central import Central  # noqa: E402
 from checks import raises  # noqa: E402
 
@@ -252,22 +253,6 @@ def test_a_failing_irq_handler_is_reported_not_propagated():
     assert len(bluetooth.sim_errors) >= 1 and "firmware bug" in str(bluetooth.sim_errors[-1])
 
 
-def _listen():
-    import socket
-
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    for _attempt in range(50):
-        port = 20000 + (os.urandom(2)[0] << 8 | os.urandom(1)[0]) % 30000
-        try:
-            srv.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
-            break
-        except OSError:
-            continue
-    srv.listen(1)
-    return srv, port
-
-
 def _lines(sock, want):
     """Read JSON lines from the helmet until `want` messages arrived."""
     buf = b""
@@ -283,7 +268,7 @@ def _lines(sock, want):
 
 
 def test_host_bridge_speaks_the_json_line_protocol():
-    srv, port = _listen()
+    srv, port = loopback.listen()
     os.putenv("HELMET_BLE_BRIDGE", "127.0.0.1:%d" % port)
     try:
         bluetooth.sim_reset()
