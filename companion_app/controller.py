@@ -29,6 +29,8 @@ import time
 from array import array
 
 import protocol as P
+import protocol_control as PC
+import protocol_gatt as PG
 from calibration import DEFAULT_SKIN_TO_CORE_OFFSET_C, DEFAULT_THRESHOLD_C, OUTCOME_NAMES
 
 from .link_state import EventItem, FrameItem, LinkState, LinkStats, StateChange
@@ -281,12 +283,12 @@ class SimulatedLink:
         self.commands.append((opcode, arg))
         if self.fail_commands is not None:
             raise self.fail_commands
-        if opcode == P.OP_SET_CONFIG:
+        if opcode == PC.OP_SET_CONFIG:
             self.config = arg
-        return P.RESULT_SUCCESS, 0
+        return PC.RESULT_SUCCESS, 0
 
     async def set_live_view(self, on):
-        await self.command(P.OP_LIVE_START if on else P.OP_LIVE_STOP)
+        await self.command(PC.OP_LIVE_START if on else PC.OP_LIVE_STOP)
         self.live = bool(on)
 
     async def read_device_info(self):
@@ -363,7 +365,7 @@ async def bleak_scan(seconds=5.0):
     """Helmets in range (screening service advertised), strongest first."""
     import bleak  # lazily: tests and --simulate runs need no BLE stack
 
-    found = await bleak.BleakScanner.discover(timeout=seconds, return_adv=True, service_uuids=[P.SCREENING_SERVICE])
+    found = await bleak.BleakScanner.discover(timeout=seconds, return_adv=True, service_uuids=[PG.SCREENING_SERVICE])
     out = [FoundHelmet(d.address, d.name or adv.local_name or "helmet", adv.rssi) for d, adv in found.values()]
     return sorted(out, key=lambda h: -(h.rssi if h.rssi is not None else -999))
 
@@ -495,7 +497,7 @@ class AppController:
             base.buzzer,
         )
         try:
-            await self.link.command(P.OP_SET_CONFIG, cfg)
+            await self.link.command(PC.OP_SET_CONFIG, cfg)
         except Exception as e:  # NotConnected, CommandFailed, timeout: say it, keep running
             return "helmet did not take the configuration: %s" % e
         self.device.config = cfg
@@ -663,7 +665,7 @@ class AppController:
             self.alarm.note = "no helmet link: silence the helmet with its button"
         else:
             try:
-                await self.link.command(P.OP_SILENCE)
+                await self.link.command(PC.OP_SILENCE)
                 self.alarm.note = "helmet silenced"
             except Exception as e:
                 self.alarm.note = "helmet not reached (%s): silence it with its button" % (str(e) or type(e).__name__)
@@ -733,18 +735,18 @@ class AppController:
             return None
         info = DeviceInfo(address=getattr(self.link, "helmet_id", None))
         try:
-            info.battery_pct = bytes(await client.read_gatt_char(_uuid16(P.BATTERY_LEVEL)))[0]
+            info.battery_pct = bytes(await client.read_gatt_char(_uuid16(PG.BATTERY_LEVEL)))[0]
         except Exception as e:
             log.info("battery level unreadable: %s", e)
         try:
-            raw = bytes(await client.read_gatt_char(_uuid16(P.FIRMWARE_REVISION)))
+            raw = bytes(await client.read_gatt_char(_uuid16(PG.FIRMWARE_REVISION)))
             info.firmware = raw.decode("utf-8", "replace")
         except Exception as e:
             log.info("firmware revision unreadable: %s", e)
         try:
             # The configuration characteristic is encrypted-only: reading it
             # works only on a bonded (encrypted) link.
-            info.config = P.decode_config(bytes(await client.read_gatt_char(P.CONFIGURATION_CHAR)))
+            info.config = P.decode_config(bytes(await client.read_gatt_char(PG.CONFIGURATION_CHAR)))
             info.bonded = True
         except Exception as e:
             log.info("configuration unreadable (not bonded?): %s", e)

@@ -13,7 +13,7 @@ subscribes to events, live frames and control-point responses (notify only:
 bleak on Android cannot subscribe to indications), asks the helmet to replay
 its journal from the next expected sequence, delivers events in order without
 duplicates (Sequencer), acknowledges up to the highest contiguous sequence,
-reassembles frames (protocol.FrameAssembler) and reconnects with exponential
+reassembles frames (protocol_frames.FrameAssembler) and reconnects with exponential
 backoff and jitter.  Malformed notifications are counted and logged, never
 raised.  Wire formats come only from shared/protocol.
 """
@@ -24,6 +24,9 @@ import logging
 import time
 
 import protocol as P
+import protocol_control as PC
+import protocol_frames as PF
+import protocol_gatt as PG
 
 from .backoff import Backoff
 from .link_state import EventItem, FrameItem, LinkState, LinkStats, StateChange
@@ -45,7 +48,7 @@ class NotConnected(LinkError):
 class CommandFailed(LinkError):
     def __init__(self, opcode, result, value):
         super().__init__(
-            "control point 0x%02x failed: %s (value %d)" % (opcode, P.RESULT_NAMES.get(result, result), value)
+            "control point 0x%02x failed: %s (value %d)" % (opcode, PC.RESULT_NAMES.get(result, result), value)
         )
         self.opcode, self.result, self.value = opcode, result, value
 
@@ -93,7 +96,7 @@ class HelmetLink:
         self._frames = asyncio.Queue(maxsize=frame_queue)
         self._states = asyncio.Queue(maxsize=256)
         self._sequencers = {}
-        self._assembler = P.FrameAssembler()
+        self._assembler = PF.FrameAssembler()
         self._assembler_base = (0, 0, 0)  # counters carried over assembler resets
         self._frames_overrun = 0  # frames dropped because the UI was slower
         self._device = None
@@ -164,12 +167,12 @@ class HelmetLink:
         """Write a control-point request and wait for its response -> (result, value).
         Raises NotConnected, CommandFailed or asyncio.TimeoutError."""
         result, value = await self._command(opcode, arg, wait=True)
-        if result != P.RESULT_SUCCESS:
+        if result != PC.RESULT_SUCCESS:
             raise CommandFailed(opcode, result, value)
         return result, value
 
     async def set_live_view(self, on):
-        await self.command(P.OP_LIVE_START if on else P.OP_LIVE_STOP)
+        await self.command(PC.OP_LIVE_START if on else PC.OP_LIVE_STOP)
 
     # --- supervisor --------------------------------------------------------------------
     async def _run(self):
@@ -202,14 +205,14 @@ class HelmetLink:
         found = asyncio.get_running_loop().create_future()
 
         def on_adv(device, adv):
-            if found.done() or P.SCREENING_SERVICE not in [u.lower() for u in adv.service_uuids]:
+            if found.done() or PG.SCREENING_SERVICE not in [u.lower() for u in adv.service_uuids]:
                 return
             if self.address is None or device.address.upper() == self.address.upper():
                 found.set_result(device)
 
         # The callback goes to the constructor so it is registered before
         # discovery starts: an emulated BlueZ may announce a device only once.
-        async with bleak.BleakScanner(on_adv, service_uuids=[P.SCREENING_SERVICE], **self._backend_kwargs()):
+        async with bleak.BleakScanner(on_adv, service_uuids=[PG.SCREENING_SERVICE], **self._backend_kwargs()):
             try:
                 return await asyncio.wait_for(found, self.scan_timeout_s)
             except asyncio.TimeoutError:
@@ -247,9 +250,9 @@ class HelmetLink:
             # the helmet's journal begins (see _maybe_settle).
             self._awaiting_replay_start = seq.next_seq is None
             self._prestart, self._replay_expected = [], None
-            await client.start_notify(P.CONTROL_POINT_CHAR, self._on_response)
-            await client.start_notify(P.EVENTS_CHAR, self._on_event)
-            await client.start_notify(P.LIVE_FRAMES_CHAR, self._on_chunk)
+            await client.start_notify(PG.CONTROL_POINT_CHAR, self._on_response)
+            await client.start_notify(PG.EVENTS_CHAR, self._on_event)
+            await client.start_notify(PG.LIVE_FRAMES_CHAR, self._on_chunk)
             self.stats.connects += 1
             reached = True
             self._set_state(LinkState.CONNECTED, detail=device.address)
@@ -293,7 +296,7 @@ class HelmetLink:
     async def _request_replay(self, seq):
         start = 0 if seq.next_seq is None else seq.next_seq
         self.stats.replays_requested += 1
-        if await self._replay_once(start) == P.RESULT_NOT_AUTHORIZED and self._client is not None:
+        if await self._replay_once(start) == PC.RESULT_NOT_AUTHORIZED and self._client is not None:
             # The helmet serves bonded phones only.  A phone's OS pairs when the
             # helmet refuses for want of encryption; do the same, then ask again.
             await self._try_pair(self._client)
@@ -305,14 +308,14 @@ class HelmetLink:
         """OP_REPLAY from `start` -> the helmet's result (NOT_AUTHORIZED also
         when its stack refused the write: not paired)."""
         try:
-            result, _ = await self._command(P.OP_REPLAY, start, wait=True)
+            result, _ = await self._command(PC.OP_REPLAY, start, wait=True)
             return result
         except (asyncio.TimeoutError, LinkError) as e:
             log.warning("helmet link: replay request unanswered: %s", e)
         except Exception as e:  # noqa: BLE001 - the backend's error for an ATT refusal
             log.warning("helmet link: replay request refused: %s", e)
             self._settle_start()
-            return P.RESULT_NOT_AUTHORIZED
+            return PC.RESULT_NOT_AUTHORIZED
         self._settle_start()
         return None
 
@@ -326,7 +329,7 @@ class HelmetLink:
                     stored = self._stored.get(self.helmet_id)
                     ack = None if stored is None else min(ack, stored)
                 if ack is not None and ack > self._acked.get(self.helmet_id, -1):
-                    await self._command(P.OP_ACK, ack, wait=False)
+                    await self._command(PC.OP_ACK, ack, wait=False)
                     self._acked[self.helmet_id] = ack
                     self.stats.acks_sent += 1
                 # Early arrivals mean lost notifications: ask again from the gap.
@@ -337,7 +340,7 @@ class HelmetLink:
                     elif now - gap_since >= self.gap_timeout_s:
                         gap_since = now
                         self.stats.replays_requested += 1
-                        await self._command(P.OP_REPLAY, seq.next_seq, wait=False)
+                        await self._command(PC.OP_REPLAY, seq.next_seq, wait=False)
                 else:
                     gap_since = None
             except NotConnected:
@@ -355,7 +358,7 @@ class HelmetLink:
             self._pending[opcode].append(fut)
         try:  # a write that fails must not leave its future to take the next response
             async with self._cp_lock:
-                await client.write_gatt_char(P.CONTROL_POINT_CHAR, P.encode_command(opcode, arg), response=True)
+                await client.write_gatt_char(PG.CONTROL_POINT_CHAR, PC.encode_command(opcode, arg), response=True)
             if fut is None:
                 return None
             _, result, value = await asyncio.wait_for(fut, self.command_timeout_s)
@@ -439,13 +442,13 @@ class HelmetLink:
 
     def _on_response(self, _char, data):
         try:
-            op, result, value = P.decode_response(data)
+            op, result, value = PC.decode_response(data)
         except P.ProtocolError as e:
             self.stats.malformed_responses += 1
             log.warning("helmet link: malformed control-point response: %s", e)
             return
-        if op == P.OP_REPLAY and self._awaiting_replay_start and self._replay_expected is None:
-            self._replay_expected = value if result == P.RESULT_SUCCESS else 0
+        if op == PC.OP_REPLAY and self._awaiting_replay_start and self._replay_expected is None:
+            self._replay_expected = value if result == PC.RESULT_SUCCESS else 0
             # Safety net if fewer events come than announced.
             self._settle_timer = asyncio.get_running_loop().call_later(self.command_timeout_s, self._settle_start)
             self._maybe_settle()
@@ -461,7 +464,7 @@ class HelmetLink:
         a = self._assembler
         c, d, r = self._assembler_base
         self._assembler_base = (c + a.frames_completed, d + a.frames_dropped, r + a.chunks_rejected)
-        self._assembler = P.FrameAssembler()
+        self._assembler = PF.FrameAssembler()
 
     def _sync_assembler_stats(self):
         a, (_, d, r) = self._assembler, self._assembler_base

@@ -30,6 +30,10 @@ from bluetooth import UUID
 from micropython import const
 
 import protocol
+import protocol_control
+import protocol_frames
+import protocol_gatt
+import protocol_hts
 import version
 
 TYPE_CHECKING = False
@@ -204,7 +208,7 @@ class BleServer:
         self._flag: "Any" = None
         # Preallocated buffers: the hot paths pack into these.
         self._evbuf = bytearray(protocol.EVENT_SIZE)
-        self._rsp = bytearray(protocol.RESPONSE_SIZE)
+        self._rsp = bytearray(protocol_control.RESPONSE_SIZE)
         self._chunk: "Any" = None
         self._frame: "Any" = None
         self._requests = []  # (conn, request bytes) written, waiting for pump()
@@ -221,38 +225,38 @@ class BleServer:
         ble.config(addr_mode=_ADDR_MODE_RPA)
         self._register(serial, battery_percent)
         self._adv = adv_payload(
-            protocol.SCREENING_SERVICE, (protocol.HEALTH_THERMOMETER_SERVICE,), _APPEARANCE_THERMOMETER
+            protocol_gatt.SCREENING_SERVICE, (protocol_gatt.HEALTH_THERMOMETER_SERVICE,), _APPEARANCE_THERMOMETER
         )
         self._resp = adv_payload(name=name)
         self._advertise()
 
     def _register(self, serial, battery_percent):
         hts = (
-            UUID(protocol.HEALTH_THERMOMETER_SERVICE),
+            UUID(protocol_gatt.HEALTH_THERMOMETER_SERVICE),
             (
-                (UUID(protocol.TEMPERATURE_MEASUREMENT), _FLAG_INDICATE),
-                (UUID(protocol.TEMPERATURE_TYPE), _FLAG_READ),
-                (UUID(protocol.INTERMEDIATE_TEMPERATURE), _FLAG_NOTIFY),
+                (UUID(protocol_gatt.TEMPERATURE_MEASUREMENT), _FLAG_INDICATE),
+                (UUID(protocol_gatt.TEMPERATURE_TYPE), _FLAG_READ),
+                (UUID(protocol_gatt.INTERMEDIATE_TEMPERATURE), _FLAG_NOTIFY),
             ),
         )
         dis = (
-            UUID(protocol.DEVICE_INFORMATION_SERVICE),
+            UUID(protocol_gatt.DEVICE_INFORMATION_SERVICE),
             (
-                (UUID(protocol.MANUFACTURER_NAME), _FLAG_READ),
-                (UUID(protocol.MODEL_NUMBER), _FLAG_READ),
-                (UUID(protocol.SERIAL_NUMBER), _FLAG_READ),
-                (UUID(protocol.FIRMWARE_REVISION), _FLAG_READ),
+                (UUID(protocol_gatt.MANUFACTURER_NAME), _FLAG_READ),
+                (UUID(protocol_gatt.MODEL_NUMBER), _FLAG_READ),
+                (UUID(protocol_gatt.SERIAL_NUMBER), _FLAG_READ),
+                (UUID(protocol_gatt.FIRMWARE_REVISION), _FLAG_READ),
             ),
         )
-        bas = (UUID(protocol.BATTERY_SERVICE), ((UUID(protocol.BATTERY_LEVEL), _FLAG_READ | _FLAG_NOTIFY),))
+        bas = (UUID(protocol_gatt.BATTERY_SERVICE), ((UUID(protocol_gatt.BATTERY_LEVEL), _FLAG_READ | _FLAG_NOTIFY),))
         secured = _FLAG_READ_ENCRYPTED
         scr = (
-            UUID(protocol.SCREENING_SERVICE),
+            UUID(protocol_gatt.SCREENING_SERVICE),
             (
-                (UUID(protocol.EVENTS_CHAR), _FLAG_NOTIFY | secured),
-                (UUID(protocol.LIVE_FRAMES_CHAR), _FLAG_NOTIFY | secured),
-                (UUID(protocol.CONTROL_POINT_CHAR), _FLAG_WRITE | _FLAG_WRITE_ENCRYPTED | _FLAG_NOTIFY | secured),
-                (UUID(protocol.CONFIGURATION_CHAR), _FLAG_READ | secured),
+                (UUID(protocol_gatt.EVENTS_CHAR), _FLAG_NOTIFY | secured),
+                (UUID(protocol_gatt.LIVE_FRAMES_CHAR), _FLAG_NOTIFY | secured),
+                (UUID(protocol_gatt.CONTROL_POINT_CHAR), _FLAG_WRITE | _FLAG_WRITE_ENCRYPTED | _FLAG_NOTIFY | secured),
+                (UUID(protocol_gatt.CONFIGURATION_CHAR), _FLAG_READ | secured),
             ),
         )
         ((self._h_tm, h_type, self._h_inter), (h_man, h_model, h_serial, h_fw), (self._h_batt,), handles) = (
@@ -260,7 +264,7 @@ class BleServer:
         )
         self._h_events, self._h_frames, self._h_control, self._h_config = handles
         w = self._ble.gatts_write
-        w(h_type, bytes((protocol.TEMPERATURE_TYPE_BODY,)))
+        w(h_type, bytes((protocol_hts.TEMPERATURE_TYPE_BODY,)))
         w(h_man, version.MANUFACTURER.encode())
         w(h_model, version.MODEL.encode())
         w(h_serial, serial.encode())
@@ -326,7 +330,7 @@ class BleServer:
                 if len(self._requests) < _REQUEST_QUEUE:
                     self._requests.append((conn, request))
                 elif conn == self._conn and not self._rsp_pending:
-                    self._respond(protocol.command_opcode(request), protocol.RESULT_BUSY)
+                    self._respond(protocol_control.command_opcode(request), protocol_control.RESULT_BUSY)
         elif event == _IRQ_MTU_EXCHANGED:
             if data[0] == self._conn:
                 self._mtu = data[1]
@@ -375,8 +379,8 @@ class BleServer:
         ts = None
         if ev.flags & protocol.FLAG_TIME_VALID and ev.time:
             ts = civil_from_unix(ev.time)
-        return protocol.encode_temperature_measurement(
-            core, timestamp=ts, temperature_type=protocol.TEMPERATURE_TYPE_BODY
+        return protocol_hts.encode_temperature_measurement(
+            core, timestamp=ts, temperature_type=protocol_hts.TEMPERATURE_TYPE_BODY
         )
 
     def send_frame(self, body):
@@ -389,7 +393,7 @@ class BleServer:
             self.frames_skipped += 1
             return False
         n = len(body)
-        size = protocol.chunk_payload_size(self._mtu)
+        size = protocol_frames.chunk_payload_size(self._mtu)
         count = (n + size - 1) // size
         if not 1 <= count <= 255:
             return False
@@ -397,7 +401,7 @@ class BleServer:
             self._frame = bytearray(n)
         self._frame[:n] = body
         if self._chunk is None:
-            self._chunk = bytearray(protocol.CHUNK_MAX)
+            self._chunk = bytearray(protocol_frames.CHUNK_MAX)
         self._frame_id = (self._frame_id + 1) & 0xFFFF
         self._frame_len, self._frame_size, self._frame_index, self._frame_count = n, size, 0, count
         self._wake()
@@ -410,7 +414,9 @@ class BleServer:
                 self._ble.gatts_notify(
                     self._conn,
                     self._h_inter,
-                    protocol.encode_temperature_measurement(core_c, temperature_type=protocol.TEMPERATURE_TYPE_BODY),
+                    protocol_hts.encode_temperature_measurement(
+                        core_c, temperature_type=protocol_hts.TEMPERATURE_TYPE_BODY
+                    ),
                 )
             except OSError:
                 pass
@@ -489,7 +495,7 @@ class BleServer:
         while self._frame_index < count:
             i = self._frame_index
             a = i * size
-            k = protocol.encode_chunk_into(self._chunk, 0, self._frame_id, i, count, mv[a : min(a + size, n)])
+            k = protocol_frames.encode_chunk_into(self._chunk, 0, self._frame_id, i, count, mv[a : min(a + size, n)])
             if not self._notify(self._h_frames, memoryview(self._chunk)[:k]):
                 return True
             self._frame_index = i + 1
@@ -499,67 +505,67 @@ class BleServer:
 
     # ------------------------------------------------------------ control point
     def _respond(self, opcode, result, value=0):
-        protocol.encode_response_into(self._rsp, 0, opcode & 0xFF, result, value)
+        protocol_control.encode_response_into(self._rsp, 0, opcode & 0xFF, result, value)
         self._rsp_pending = True
 
     def handle_request(self, request):
         """Obey one control-point request from the current connection and
         queue its response.  Never raises: a malformed or unauthorised
         request gets its error result and changes nothing."""
-        op = protocol.command_opcode(request)
+        op = protocol_control.command_opcode(request)
         if not self._secure:
-            self._respond(op, protocol.RESULT_NOT_AUTHORIZED)
+            self._respond(op, protocol_control.RESULT_NOT_AUTHORIZED)
             return
         try:
-            op, arg = protocol.decode_command(request)
+            op, arg = protocol_control.decode_command(request)
         except Exception as e:  # noqa: BLE001 - every malformed request gets an answer
-            self._respond(op, protocol.result_for_error(e))
+            self._respond(op, protocol_control.result_for_error(e))
             return
         try:
             result, value = self._obey(op, arg)
         except Exception:  # noqa: BLE001 - a failing hook must not kill the radio
-            result, value = protocol.RESULT_FAILED, 0
+            result, value = protocol_control.RESULT_FAILED, 0
         self._respond(op, result, value)
 
     def _obey(self, op, arg):
         j = self._journal
-        if op == protocol.OP_ACK:
+        if op == protocol_control.OP_ACK:
             if not j.ack(arg):
-                return protocol.RESULT_INVALID_PARAMETER, 0
+                return protocol_control.RESULT_INVALID_PARAMETER, 0
             if self._cursor and self._cursor <= arg:
                 self._cursor = arg + 1
-            return protocol.RESULT_SUCCESS, j.pending()
-        if op == protocol.OP_REPLAY:
+            return protocol_control.RESULT_SUCCESS, j.pending()
+        if op == protocol_control.OP_REPLAY:
             if arg > j.next_seq:
-                return protocol.RESULT_INVALID_PARAMETER, 0
+                return protocol_control.RESULT_INVALID_PARAMETER, 0
             self._cursor = max(arg, 1)
-            return protocol.RESULT_SUCCESS, j.count_from(self._cursor)
-        if op == protocol.OP_SET_TIME:
+            return protocol_control.RESULT_SUCCESS, j.count_from(self._cursor)
+        if op == protocol_control.OP_SET_TIME:
             if self._on_set_time is None:
-                return protocol.RESULT_NOT_SUPPORTED, 0
+                return protocol_control.RESULT_NOT_SUPPORTED, 0
             self._on_set_time(arg)
-            return protocol.RESULT_SUCCESS, 0
-        if op == protocol.OP_SET_CONFIG:
+            return protocol_control.RESULT_SUCCESS, 0
+        if op == protocol_control.OP_SET_CONFIG:
             if self._on_config is None:
-                return protocol.RESULT_NOT_SUPPORTED, 0
+                return protocol_control.RESULT_NOT_SUPPORTED, 0
             if self._on_config(arg) is False:
-                return protocol.RESULT_FAILED, 0
+                return protocol_control.RESULT_FAILED, 0
             self._config = arg
             self._ble.gatts_write(self._h_config, protocol.encode_config(arg))
-            return protocol.RESULT_SUCCESS, 0
-        if op == protocol.OP_LIVE_START:
+            return protocol_control.RESULT_SUCCESS, 0
+        if op == protocol_control.OP_LIVE_START:
             self._live = True
-            return protocol.RESULT_SUCCESS, 0
-        if op == protocol.OP_LIVE_STOP:
+            return protocol_control.RESULT_SUCCESS, 0
+        if op == protocol_control.OP_LIVE_STOP:
             self._live = False
             self._frame_count = 0  # the app's assembler drops the partial frame
-            return protocol.RESULT_SUCCESS, 0
-        if op == protocol.OP_SILENCE:
+            return protocol_control.RESULT_SUCCESS, 0
+        if op == protocol_control.OP_SILENCE:
             if self._on_silence is None:
-                return protocol.RESULT_NOT_SUPPORTED, 0
+                return protocol_control.RESULT_NOT_SUPPORTED, 0
             self._on_silence()
-            return protocol.RESULT_SUCCESS, 0
-        return protocol.RESULT_NOT_SUPPORTED, 0
+            return protocol_control.RESULT_SUCCESS, 0
+        return protocol_control.RESULT_NOT_SUPPORTED, 0
 
     async def run(self):
         """The server's asyncio task: pump whenever the stack or the firmware

@@ -5,6 +5,7 @@ import array
 import time
 
 import micropython
+import uctypes
 
 import i2c16
 from mlx90640 import (
@@ -39,7 +40,8 @@ TA_RANGE = (-45.0, 95.0)  # degC; operating range -40..85 degC plus self-heating
 
 @micropython.viper
 def _be_words(src, dst, count: int):
-    """Big-endian bytes from the bus into an array('H'), without allocating."""
+    """Big-endian bytes from the bus into an array('H'), without allocating.
+    In place (src is dst) is safe: word i is read before it is written."""
     s = ptr8(src)  # noqa: F821 (viper built-in)
     d = ptr16(dst)  # noqa: F821 (viper built-in)
     i = 0
@@ -71,8 +73,12 @@ class MLX90640:
         self.tr_offset = -8.0
         self.repaired = 0
         self._word = bytearray(2)
-        self._raw = bytearray(2 * EEPROM_WORDS)  # one bus buffer, EEPROM then RAM
         self.frame = array.array("H", bytes(2 * FRAME_WORDS))
+        # The bus reads land in the frame's own first 832 words (a byte view:
+        # I2C drivers fill bytes) and are turned into host order in place, so
+        # no second 1.7 KB buffer stays resident.  The view lives no longer
+        # than self.frame, and MicroPython's heap never moves objects.
+        self._bus_view = uctypes.bytearray_at(uctypes.addressof(self.frame), 2 * EEPROM_WORDS)
         self.params = self._load_calibration()
         self.configure(refresh_rate, resolution, chess)
         self._last_subpage = -1
@@ -98,9 +104,9 @@ class MLX90640:
     # -- set-up ----------------------------------------------------------
     def _load_calibration(self):
         """EEPROM dump (832 words at 0x2400), sanity-checked and decoded."""
-        ee = array.array("H", bytes(2 * EEPROM_WORDS))
-        self._bus(False, EEPROM_ADDR, self._raw)
-        _be_words(self._raw, ee, EEPROM_WORDS)
+        ee = self.frame  # the EEPROM passes through the frame buffer
+        self._bus(False, EEPROM_ADDR, self._bus_view)
+        _be_words(ee, ee, EEPROM_WORDS)
         return extract_parameters(ee)  # raises SensorError on a bad dump
 
     def configure(self, refresh_rate=RATE_2HZ, resolution=RES_18, chess=True):
@@ -138,13 +144,13 @@ class MLX90640:
         for _ in range(3):
             self.wait_data_ready()
             self.write_register(STATUS_REG, _STATUS_CLEAR)
-            self._bus(False, RAM_ADDR, self._raw)
+            self._bus(False, RAM_ADDR, self._bus_view)
             status = self.read_register(STATUS_REG)
             if not status & _STATUS_DATA_READY:
                 break  # no newer subpage overwrote RAM while we read it
         else:
             raise SensorError("MLX90640: RAM kept changing during the read")
-        _be_words(self._raw, frame, EEPROM_WORDS)
+        _be_words(frame, frame, EEPROM_WORDS)
         ctrl = self.read_register(CONTROL_REG)
         frame[832] = ctrl
         frame[833] = status & 0x0001

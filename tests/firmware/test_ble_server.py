@@ -18,6 +18,10 @@ import bluetooth  # noqa: E402
 
 import loopback  # noqa: E402
 import protocol  # noqa: E402
+import protocol_control  # noqa: E402
+import protocol_frames  # noqa: E402
+import protocol_gatt  # noqa: E402
+import protocol_hts  # noqa: E402
 from ble_central import Central  # noqa: E402
 from ble_server import BleServer, adv_payload, civil_from_unix, uuid128_le  # noqa: E402
 from checks import heapsize  # noqa: E402
@@ -106,13 +110,13 @@ def run(server, central, rounds=20):
 
 def command(server, central, opcode, arg=None, raw=None):
     """Write a request, let both sides work; returns the decoded response (or None)."""
-    status = central.write(server._h_control, raw if raw is not None else protocol.encode_command(opcode, arg))
+    status = central.write(server._h_control, raw if raw is not None else protocol_control.encode_command(opcode, arg))
     if status:
         return status
     run(server, central)
     rsp = central.take(server._h_control)
     assert len(rsp) == 1, rsp
-    return protocol.decode_response(rsp[0])
+    return protocol_control.decode_response(rsp[0])
 
 
 def seqs(server, central):
@@ -127,7 +131,7 @@ def test_advertises_the_screening_and_thermometer_services_from_a_private_addres
 
     interval, adv, resp, connectable = ble_air.advertising(ble)
     assert connectable and interval == 100000 and len(adv) <= 31
-    assert uuid128_le(protocol.SCREENING_SERVICE) in adv
+    assert uuid128_le(protocol_gatt.SCREENING_SERVICE) in adv
     assert b"\x03\x03\x09\x18" in adv  # 16-bit service list: 0x1809
     assert b"\x09FSH-1" in resp
     assert ble.config("addr_mode") == 2 and ble.config("mac")[0] == 1
@@ -159,17 +163,21 @@ def test_standard_services_are_readable_and_screening_data_needs_a_bond():
     server.record(screening())
     run(server, central)
     assert central.dropped_unsubscribed == 0 and central.take(server._h_events) == []
-    assert central.write(server._h_control, protocol.encode_command(protocol.OP_ACK, 1)) == (
+    assert central.write(server._h_control, protocol_control.encode_command(protocol_control.OP_ACK, 1)) == (
         ATT_INSUFFICIENT_ENCRYPTION
     )
     assert journal.acked == 0
     # Encrypted but not bonded: the firmware answers NOT_AUTHORIZED and changes nothing.
     assert central.pair(bond=False)
     central.subscribe(server._h_control)
-    assert command(server, central, protocol.OP_ACK, 1) == (protocol.OP_ACK, protocol.RESULT_NOT_AUTHORIZED, 0)
-    assert command(server, central, protocol.OP_LIVE_START) == (
-        protocol.OP_LIVE_START,
-        protocol.RESULT_NOT_AUTHORIZED,
+    assert command(server, central, protocol_control.OP_ACK, 1) == (
+        protocol_control.OP_ACK,
+        protocol_control.RESULT_NOT_AUTHORIZED,
+        0,
+    )
+    assert command(server, central, protocol_control.OP_LIVE_START) == (
+        protocol_control.OP_LIVE_START,
+        protocol_control.RESULT_NOT_AUTHORIZED,
         0,
     )
     assert journal.acked == 0 and not server.live()
@@ -193,7 +201,11 @@ def test_events_arrive_in_order_one_per_notification_and_acks_persist():
     got = central.take(server._h_events)
     assert [protocol.decode_event(b).seq for b in got] == list(range(1, 41))
     assert all(len(b) == protocol.EVENT_SIZE for b in got)
-    assert command(server, central, protocol.OP_ACK, 30) == (protocol.OP_ACK, protocol.RESULT_SUCCESS, 10)
+    assert command(server, central, protocol_control.OP_ACK, 30) == (
+        protocol_control.OP_ACK,
+        protocol_control.RESULT_SUCCESS,
+        10,
+    )
     assert journal.acked == 30
     # Reconnect: the oldest unacknowledged event comes first.
     central.disconnect()
@@ -211,16 +223,24 @@ def test_replay_resends_from_any_retained_sequence_number():
         server.record(screening(track=i))
     run(server, central)
     assert seqs(server, central) == list(range(1, 11))
-    command(server, central, protocol.OP_ACK, 10)
-    assert command(server, central, protocol.OP_REPLAY, 4) == (protocol.OP_REPLAY, protocol.RESULT_SUCCESS, 7)
+    command(server, central, protocol_control.OP_ACK, 10)
+    assert command(server, central, protocol_control.OP_REPLAY, 4) == (
+        protocol_control.OP_REPLAY,
+        protocol_control.RESULT_SUCCESS,
+        7,
+    )
     run(server, central)
     assert seqs(server, central) == list(range(4, 11))  # acknowledged ones too, while retained
-    assert command(server, central, protocol.OP_REPLAY, 12) == (
-        protocol.OP_REPLAY,
-        protocol.RESULT_INVALID_PARAMETER,
+    assert command(server, central, protocol_control.OP_REPLAY, 12) == (
+        protocol_control.OP_REPLAY,
+        protocol_control.RESULT_INVALID_PARAMETER,
         0,
     )
-    assert command(server, central, protocol.OP_ACK, 11) == (protocol.OP_ACK, protocol.RESULT_INVALID_PARAMETER, 0)
+    assert command(server, central, protocol_control.OP_ACK, 11) == (
+        protocol_control.OP_ACK,
+        protocol_control.RESULT_INVALID_PARAMETER,
+        0,
+    )
     assert journal.acked == 10
 
 
@@ -238,19 +258,23 @@ def test_malformed_requests_get_the_right_error_and_change_nothing():
     run(server, central)
     central.take(server._h_events)
     before = _state(server, journal)
-    bad_cfg = bytearray(protocol.encode_command(protocol.OP_SET_CONFIG, protocol.DeviceConfig()))
+    bad_cfg = bytearray(protocol_control.encode_command(protocol_control.OP_SET_CONFIG, protocol.DeviceConfig()))
     struct.pack_into("<h", bad_cfg, 3, 4500)  # threshold 45.00 degC: out of range
     cases = (
-        (b"", 0, protocol.RESULT_INVALID_LENGTH),
-        (b"\x01", 0, protocol.RESULT_INVALID_LENGTH),
-        (b"\x02\x01\x01\x00\x00\x00", 0x01, protocol.RESULT_NOT_SUPPORTED),  # unknown version
-        (b"\x01\x09", 0x09, protocol.RESULT_NOT_SUPPORTED),  # unknown opcode, echoed
-        (b"\x01\x01\x01\x00", 0x01, protocol.RESULT_INVALID_LENGTH),  # short ACK
-        (b"\x01\x01\x01\x00\x00\x00\x00", 0x01, protocol.RESULT_INVALID_LENGTH),  # long ACK
-        (b"\x01\x05\x00", 0x05, protocol.RESULT_INVALID_LENGTH),  # LIVE_START with a parameter
-        (bytes(bad_cfg), 0x04, protocol.RESULT_INVALID_PARAMETER),
-        (b"\x01\x04" + bytes(30), 0x04, protocol.RESULT_INVALID_LENGTH),  # longer than any request
-        (protocol.encode_command(protocol.OP_ACK, 99), 0x01, protocol.RESULT_INVALID_PARAMETER),  # never assigned
+        (b"", 0, protocol_control.RESULT_INVALID_LENGTH),
+        (b"\x01", 0, protocol_control.RESULT_INVALID_LENGTH),
+        (b"\x02\x01\x01\x00\x00\x00", 0x01, protocol_control.RESULT_NOT_SUPPORTED),  # unknown version
+        (b"\x01\x09", 0x09, protocol_control.RESULT_NOT_SUPPORTED),  # unknown opcode, echoed
+        (b"\x01\x01\x01\x00", 0x01, protocol_control.RESULT_INVALID_LENGTH),  # short ACK
+        (b"\x01\x01\x01\x00\x00\x00\x00", 0x01, protocol_control.RESULT_INVALID_LENGTH),  # long ACK
+        (b"\x01\x05\x00", 0x05, protocol_control.RESULT_INVALID_LENGTH),  # LIVE_START with a parameter
+        (bytes(bad_cfg), 0x04, protocol_control.RESULT_INVALID_PARAMETER),
+        (b"\x01\x04" + bytes(30), 0x04, protocol_control.RESULT_INVALID_LENGTH),  # longer than any request
+        (
+            protocol_control.encode_command(protocol_control.OP_ACK, 99),
+            0x01,
+            protocol_control.RESULT_INVALID_PARAMETER,
+        ),  # never assigned
     )
     for raw, opcode, result in cases:
         assert command(server, central, None, raw=raw) == (opcode, result, 0), raw
@@ -259,7 +283,7 @@ def test_malformed_requests_get_the_right_error_and_change_nothing():
     # A hook that refuses the configuration: FAILED, and the characteristic keeps its value.
     hooks.refuse_config = True
     cfg = protocol.DeviceConfig(threshold_c=37.3)
-    assert command(server, central, protocol.OP_SET_CONFIG, cfg)[1] == protocol.RESULT_FAILED
+    assert command(server, central, protocol_control.OP_SET_CONFIG, cfg)[1] == protocol_control.RESULT_FAILED
     assert _state(server, journal) == before
 
 
@@ -268,19 +292,23 @@ def test_commands_reach_the_firmware_hooks():
     server, journal, hooks = boot()
     central = link(server)
     cfg = protocol.DeviceConfig(threshold_c=37.3, frame_rate_hz=4, buzzer=False)
-    assert command(server, central, protocol.OP_SET_CONFIG, cfg) == (protocol.OP_SET_CONFIG, protocol.RESULT_SUCCESS, 0)
+    assert command(server, central, protocol_control.OP_SET_CONFIG, cfg) == (
+        protocol_control.OP_SET_CONFIG,
+        protocol_control.RESULT_SUCCESS,
+        0,
+    )
     assert hooks.configs == [cfg] and server.config() == cfg
     assert protocol.decode_config(central.read(server._h_config)[1]) == cfg
-    assert command(server, central, protocol.OP_SET_TIME, 1767225600)[1] == protocol.RESULT_SUCCESS
+    assert command(server, central, protocol_control.OP_SET_TIME, 1767225600)[1] == protocol_control.RESULT_SUCCESS
     assert hooks.times == [1767225600]
-    assert command(server, central, protocol.OP_SILENCE)[1] == protocol.RESULT_SUCCESS
+    assert command(server, central, protocol_control.OP_SILENCE)[1] == protocol_control.RESULT_SUCCESS
     assert hooks.silenced == 1
     # Without hooks the helmet says so.
     bare, _, _ = boot()
     bare._on_set_time = bare._on_config = bare._on_silence = None
     central = link(bare)
-    assert command(bare, central, protocol.OP_SILENCE)[1] == protocol.RESULT_NOT_SUPPORTED
-    assert command(bare, central, protocol.OP_SET_TIME, 5)[1] == protocol.RESULT_NOT_SUPPORTED
+    assert command(bare, central, protocol_control.OP_SILENCE)[1] == protocol_control.RESULT_NOT_SUPPORTED
+    assert command(bare, central, protocol_control.OP_SET_TIME, 5)[1] == protocol_control.RESULT_NOT_SUPPORTED
 
 
 @heapsize("200k")
@@ -307,7 +335,7 @@ def test_fuzzed_control_point_writes_never_break_the_server():
         run(server, central, 3)
         rsp = central.take(server._h_control)
         assert len(rsp) == 1, (n, bytes(data))
-        op, result, value = protocol.decode_response(rsp[0])
+        op, result, value = protocol_control.decode_response(rsp[0])
         assert op == (data[1] if length >= 2 else 0) and 1 <= result <= 7
         answered += 1
         central.take(server._h_events)
@@ -324,9 +352,9 @@ def test_flagged_screenings_are_also_standard_temperature_measurements():
     server.record(screening(protocol.FEVER, core=38.62, time=1767225600))  # 2026-01-01 00:00:00
     server.record(screening(protocol.RECHECK, core=None))
     run(server, central)
-    got = [protocol.decode_temperature_measurement(b) for b in central.take(server._h_tm)]
+    got = [protocol_hts.decode_temperature_measurement(b) for b in central.take(server._h_tm)]
     assert len(got) == 2
-    assert abs(got[0].value - 38.62) < 1e-4 and got[0].temperature_type == protocol.TEMPERATURE_TYPE_BODY
+    assert abs(got[0].value - 38.62) < 1e-4 and got[0].temperature_type == protocol_hts.TEMPERATURE_TYPE_BODY
     assert got[0].timestamp == (2026, 1, 1, 0, 0, 0) and not got[0].fahrenheit
     assert got[1].value != got[1].value  # RECHECK without an estimate: NaN, as the profile says
     assert civil_from_unix(951782400) == (2000, 2, 29, 0, 0, 0)
@@ -337,7 +365,7 @@ class FrameCollector:
     def __init__(self, handle, body):
         self.handle = handle
         self.body = body
-        self.asm = protocol.FrameAssembler()
+        self.asm = protocol_frames.FrameAssembler()
         self.bodies = []  # True for each reassembled frame equal to the one sent
         self.longest = 0
 
@@ -361,7 +389,7 @@ def test_live_frames_flow_only_in_live_view_and_reassemble_at_any_mtu():
         assert not server.send_frame(body)  # not asked for: privacy
         run(server, central)
         assert central.take(server._h_frames) == []
-        assert command(server, central, protocol.OP_LIVE_START)[1] == protocol.RESULT_SUCCESS
+        assert command(server, central, protocol_control.OP_LIVE_START)[1] == protocol_control.RESULT_SUCCESS
         frames = FrameCollector(server._h_frames, body)
         central.on_packet = frames.on_packet
         for _ in range(2):
@@ -377,7 +405,7 @@ def test_live_frames_flow_only_in_live_view_and_reassemble_at_any_mtu():
         server.pump()
         central.process()
         assert len(central.take(server._h_events)) == 1
-        assert command(server, central, protocol.OP_LIVE_STOP)[1] == protocol.RESULT_SUCCESS
+        assert command(server, central, protocol_control.OP_LIVE_STOP)[1] == protocol_control.RESULT_SUCCESS
         assert not server.send_frame(body)
 
 
@@ -389,7 +417,7 @@ def test_bond_survives_a_helmet_reboot_and_strangers_get_nothing():
     server.record(screening())
     run(server, central)
     assert seqs(server, central) == [1]
-    command(server, central, protocol.OP_ACK, 1)
+    command(server, central, protocol_control.OP_ACK, 1)
     journal.close()
     # Reboot: a new radio and new objects, from flash.
     server, journal, _ = boot(fresh=False)
@@ -451,10 +479,10 @@ def test_a_thousand_events_survive_disconnects_and_a_reboot_without_loss_or_dupl
 
     def connect():
         link(server, central, mtu=23 if app.expected % 2 else 247)
-        command_quiet(protocol.OP_REPLAY, app.expected)
+        command_quiet(protocol_control.OP_REPLAY, app.expected)
 
     def command_quiet(op, arg):
-        central.write(server._h_control, protocol.encode_command(op, arg))
+        central.write(server._h_control, protocol_control.encode_command(op, arg))
 
     connect()
     x = 7
@@ -469,7 +497,7 @@ def test_a_thousand_events_survive_disconnects_and_a_reboot_without_loss_or_dupl
             server.pump()
             central.process(limit=x % 6)
             if app.since_ack >= 25:
-                command_quiet(protocol.OP_ACK, app.expected - 1)
+                command_quiet(protocol_control.OP_ACK, app.expected - 1)
                 app.since_ack = 0
             if x % 97 == 0:
                 central.disconnect()  # out of range, with packets still in flight
@@ -491,7 +519,7 @@ def test_a_thousand_events_survive_disconnects_and_a_reboot_without_loss_or_dupl
         central.process()
         if app.expected > 1000:
             break
-    command_quiet(protocol.OP_ACK, app.expected - 1)
+    command_quiet(protocol_control.OP_ACK, app.expected - 1)
     run(server, central)
     lost = sum(1 for s in range(1, 1001) if app.log[s] == 0)
     duplicated = sum(1 for s in range(1, 1001) if app.log[s] > 1)
@@ -530,14 +558,14 @@ def test_server_resident_memory_and_steady_state():
         server.record(ev)
         run(server, central)
         central.take(server._h_events)
-    command(server, central, protocol.OP_ACK, journal.next_seq - 1)
+    command(server, central, protocol_control.OP_ACK, journal.next_seq - 1)
     gc.collect()
     before = gc.mem_alloc()
     for _ in range(200):
         server.record(ev)
         run(server, central)
         central.take(server._h_events)
-    command(server, central, protocol.OP_ACK, journal.next_seq - 1)
+    command(server, central, protocol_control.OP_ACK, journal.next_seq - 1)
     gc.collect()
     grown = gc.mem_alloc() - before
     # What the simulated stack holds for the registered services is C memory on the ESP32.
@@ -609,11 +637,22 @@ def test_over_the_host_bridge_the_firmwares_own_asyncio_loop_drives_the_radio():
         m = await until(lambda m: m["t"] == "notify" and m["handle"] == events)
         assert protocol.decode_event(bytes.fromhex(m["data"])).seq == 1
         m = await until(lambda m: m["t"] == "indicate")
-        assert protocol.decode_temperature_measurement(bytes.fromhex(m["data"])).temperature_type == 2
+        assert protocol_hts.decode_temperature_measurement(bytes.fromhex(m["data"])).temperature_type == 2
         say({"t": "indicate_done", "conn": 0, "handle": m["handle"], "status": 0})
-        say({"t": "write", "conn": 0, "handle": control, "data": protocol.encode_command(protocol.OP_ACK, 1).hex()})
+        say(
+            {
+                "t": "write",
+                "conn": 0,
+                "handle": control,
+                "data": protocol_control.encode_command(protocol_control.OP_ACK, 1).hex(),
+            }
+        )
         m = await until(lambda m: m["t"] == "notify" and m["handle"] == control)
-        assert protocol.decode_response(bytes.fromhex(m["data"])) == (protocol.OP_ACK, protocol.RESULT_SUCCESS, 0)
+        assert protocol_control.decode_response(bytes.fromhex(m["data"])) == (
+            protocol_control.OP_ACK,
+            protocol_control.RESULT_SUCCESS,
+            0,
+        )
         say({"t": "disconnect", "conn": 0})
         await until(lambda m: m["t"] == "advertise" and m["interval_us"])  # advertising again
 

@@ -24,6 +24,9 @@ for p in (ROOT / "tools" / "bench", ROOT / "tools", ROOT / "shared", ROOT / "tes
         sys.path.insert(0, str(p))
 
 import protocol as P  # noqa: E402
+import protocol_control as PC  # noqa: E402
+import protocol_gatt as gatt  # noqa: E402
+import protocol_hts as hts  # noqa: E402
 from ble_host.environment import find_dbus_daemon  # noqa: E402
 
 if sys.version_info < (3, 11):
@@ -168,35 +171,50 @@ def test_unauthorised_and_malformed_control_point_writes_get_an_error_and_change
                     try:
                         # Not paired: the helmet's stack refuses (ATT insufficient
                         # encryption), the firmware never sees the write.
-                        for request in (P.encode_command(P.OP_ACK, 12), P.encode_command(P.OP_REPLAY, 1)):
+                        for request in (
+                            PC.encode_command(PC.OP_ACK, 12),
+                            PC.encode_command(PC.OP_REPLAY, 1),
+                        ):
                             with pytest.raises(bleak.exc.BleakError) as refused:
-                                await client.write_gatt_char(P.CONTROL_POINT_CHAR, request, response=True)
+                                await client.write_gatt_char(gatt.CONTROL_POINT_CHAR, request, response=True)
                             assert "NotPermitted" in str(refused.value) or "Not paired" in str(refused.value)
                         with pytest.raises(bleak.exc.BleakError):
-                            await client.read_gatt_char(P.CONFIGURATION_CHAR)
+                            await client.read_gatt_char(gatt.CONFIGURATION_CHAR)
                         assert c.bridge.stats["refused_write"] == 2 and c.bridge.stats["writes"] == 0
 
                         # Bonded (Just Works), the same client now sends malformed requests.
                         await client.pair()
                         responses = asyncio.Queue()
                         events = []
-                        await client.start_notify(P.CONTROL_POINT_CHAR, lambda _c, d: responses.put_nowait(bytes(d)))
-                        await client.start_notify(P.EVENTS_CHAR, lambda _c, d: events.append(P.decode_event(d)))
-                        cfg = P.decode_config(await client.read_gatt_char(P.CONFIGURATION_CHAR))
+                        await client.start_notify(gatt.CONTROL_POINT_CHAR, lambda _c, d: responses.put_nowait(bytes(d)))
+                        await client.start_notify(gatt.EVENTS_CHAR, lambda _c, d: events.append(P.decode_event(d)))
+                        cfg = P.decode_config(await client.read_gatt_char(gatt.CONFIGURATION_CHAR))
                         assert cfg == P.DeviceConfig()
 
                         async def ask(raw):
-                            await client.write_gatt_char(P.CONTROL_POINT_CHAR, raw, response=True)
-                            return P.decode_response(await asyncio.wait_for(responses.get(), 5))
+                            await client.write_gatt_char(gatt.CONTROL_POINT_CHAR, raw, response=True)
+                            return PC.decode_response(await asyncio.wait_for(responses.get(), 5))
 
                         cases = [
-                            (b"\x01", (0, P.RESULT_INVALID_LENGTH)),  # no opcode
-                            (b"\x01\x01\x0c\x00", (P.OP_ACK, P.RESULT_INVALID_LENGTH)),  # cut argument
-                            (P.encode_command(P.OP_ACK, 12) + b"\x00", (P.OP_ACK, P.RESULT_INVALID_LENGTH)),
-                            (b"\x01\x42\x00\x00\x00\x00", (0x42, P.RESULT_NOT_SUPPORTED)),  # unknown opcode
-                            (b"\x09" + P.encode_command(P.OP_ACK, 12)[1:], (P.OP_ACK, P.RESULT_NOT_SUPPORTED)),
-                            (P.encode_command(P.OP_ACK, 10**6), (P.OP_ACK, P.RESULT_INVALID_PARAMETER)),  # never sent
-                            (P.encode_command(P.OP_REPLAY, 10**6), (P.OP_REPLAY, P.RESULT_INVALID_PARAMETER)),
+                            (b"\x01", (0, PC.RESULT_INVALID_LENGTH)),  # no opcode
+                            (b"\x01\x01\x0c\x00", (PC.OP_ACK, PC.RESULT_INVALID_LENGTH)),  # cut argument
+                            (
+                                PC.encode_command(PC.OP_ACK, 12) + b"\x00",
+                                (PC.OP_ACK, PC.RESULT_INVALID_LENGTH),
+                            ),
+                            (b"\x01\x42\x00\x00\x00\x00", (0x42, PC.RESULT_NOT_SUPPORTED)),  # unknown opcode
+                            (
+                                b"\x09" + PC.encode_command(PC.OP_ACK, 12)[1:],
+                                (PC.OP_ACK, PC.RESULT_NOT_SUPPORTED),
+                            ),
+                            (
+                                PC.encode_command(PC.OP_ACK, 10**6),
+                                (PC.OP_ACK, PC.RESULT_INVALID_PARAMETER),
+                            ),  # never sent
+                            (
+                                PC.encode_command(PC.OP_REPLAY, 10**6),
+                                (PC.OP_REPLAY, PC.RESULT_INVALID_PARAMETER),
+                            ),
                         ]
                         for raw, (op, result) in cases:
                             got_op, got_result, value = await ask(raw)
@@ -205,14 +223,22 @@ def test_unauthorised_and_malformed_control_point_writes_get_an_error_and_change
                         await asyncio.sleep(0.1)
                         assert helmet.acked == 0
                         events.clear()
-                        assert await ask(P.encode_command(P.OP_REPLAY, 0)) == (P.OP_REPLAY, P.RESULT_SUCCESS, 12)
+                        assert await ask(PC.encode_command(PC.OP_REPLAY, 0)) == (
+                            PC.OP_REPLAY,
+                            PC.RESULT_SUCCESS,
+                            12,
+                        )
                         async with asyncio.timeout(8):
                             while len(events) < 12:
                                 await asyncio.sleep(0.01)
                         assert [e.seq for e in events[:12]] == list(range(1, 13))
                         assert [P.encode_event(e) for e in events[:12]] == [helmet.records[s][1] for s in range(1, 13)]
                         # A well-formed acknowledgement still works afterwards.
-                        assert await ask(P.encode_command(P.OP_ACK, 12)) == (P.OP_ACK, P.RESULT_SUCCESS, 0)
+                        assert await ask(PC.encode_command(PC.OP_ACK, 12)) == (
+                            PC.OP_ACK,
+                            PC.RESULT_SUCCESS,
+                            0,
+                        )
                     finally:
                         await _disconnect(client)
         finally:
@@ -233,13 +259,13 @@ def test_a_generic_health_thermometer_client_receives_a_fever_measurement():
                         # What a phone's OS does for any health app: bond (Just Works).
                         await client.pair()
                         # The generic app knows only the Health Thermometer profile.
-                        assert await client.read_gatt_char(TEMPERATURE_TYPE) == bytes([P.TEMPERATURE_TYPE_BODY])
+                        assert await client.read_gatt_char(TEMPERATURE_TYPE) == bytes([hts.TEMPERATURE_TYPE_BODY])
                         got = asyncio.Queue()
                         await client.start_notify(TEMPERATURE_MEASUREMENT, lambda _c, d: got.put_nowait(bytes(d)))
                         by_time = {}
                         async with asyncio.timeout(12):
                             while True:
-                                tm = P.decode_temperature_measurement(await got.get())
+                                tm = hts.decode_temperature_measurement(await got.get())
                                 for _, record in list(helmet.records.values()):
                                     ev = P.decode_event(record)
                                     t = datetime.datetime.fromtimestamp(ev.time, datetime.UTC)
@@ -247,7 +273,7 @@ def test_a_generic_health_thermometer_client_receives_a_fever_measurement():
                                 ev = by_time[tm.timestamp]  # the measurement names its screening
                                 assert ev.outcome in (P.FEVER, P.RECHECK)
                                 assert tm.value == pytest.approx(ev.core_c, abs=0.005)
-                                assert not tm.fahrenheit and tm.temperature_type == P.TEMPERATURE_TYPE_BODY
+                                assert not tm.fahrenheit and tm.temperature_type == hts.TEMPERATURE_TYPE_BODY
                                 if ev.outcome == P.FEVER:
                                     assert tm.value >= 38.0
                                     break

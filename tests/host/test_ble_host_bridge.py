@@ -15,7 +15,8 @@ for p in (ROOT / "tools", ROOT / "shared", ROOT):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-import protocol as P  # noqa: E402
+import protocol_gatt as gatt  # noqa: E402
+import protocol_hts as hts  # noqa: E402
 from ble_host import advdata, wire  # noqa: E402
 from ble_host.environment import unavailable_reason  # noqa: E402
 
@@ -63,7 +64,7 @@ async def _find(env, uuid):
 
 def test_wire_and_advdata_units():
     assert wire.normalize_uuid("0x2A1C") == "00002a1c-0000-1000-8000-00805f9b34fb"
-    assert wire.normalize_uuid(P.EVENTS_CHAR.upper()) == P.EVENTS_CHAR
+    assert wire.normalize_uuid(gatt.EVENTS_CHAR.upper()) == gatt.EVENTS_CHAR
     with pytest.raises(wire.BridgeProtocolError):
         wire.normalize_uuid("nope")
     assert wire.bluez_flags(wire.FLAG_READ | wire.FLAG_NOTIFY | wire.FLAG_READ_ENCRYPTED) == [
@@ -75,11 +76,11 @@ def test_wire_and_advdata_units():
     for bad in (b"{", b'{"t":"bogus"}', b'{"t":"notify","data":"zz"}', b"[]"):
         with pytest.raises(wire.BridgeProtocolError):
             wire.decode(bad)
-    uuid128 = bytes(reversed(bytes.fromhex(P.SCREENING_SERVICE.replace("-", ""))))
+    uuid128 = bytes(reversed(bytes.fromhex(gatt.SCREENING_SERVICE.replace("-", ""))))
     f = advdata.parse(_adv() + bytes([17, 7]) + uuid128, bytes([3, 0x19, 0x00, 0x03]))
     assert f == {
         "local_name": "helmet",
-        "service_uuids": ["00001809-0000-1000-8000-00805f9b34fb", P.SCREENING_SERVICE],
+        "service_uuids": ["00001809-0000-1000-8000-00805f9b34fb", gatt.SCREENING_SERVICE],
         "appearance": 0x0300,
     }
     assert advdata.parse(b"\x05\x09ab")["local_name"] is None  # truncated structure ignored
@@ -125,8 +126,8 @@ def test_bridge_read_write_mtu_indicate_and_teardown():
                 )
                 h.send(t="notify", conn=conn, handle=5, data=bytes(range(30)))
                 assert await asyncio.wait_for(notes.get(), 5) == bytes(range(20))  # MTU 23 -> 20 bytes
-                h.send(t="indicate", conn=conn, handle=3, data=P.encode_temperature_measurement(37.2))
-                assert await asyncio.wait_for(inds.get(), 5) == P.encode_temperature_measurement(37.2)
+                h.send(t="indicate", conn=conn, handle=3, data=hts.encode_temperature_measurement(37.2))
+                assert await asyncio.wait_for(inds.get(), 5) == hts.encode_temperature_measurement(37.2)
                 done = await h.recv("indicate_done")
                 assert (done["conn"], done["handle"], done["status"]) == (conn, 3, 0)
 

@@ -14,6 +14,7 @@ for p in (ROOT / "shared", ROOT):
         sys.path.insert(0, str(p))
 
 import protocol as P  # noqa: E402
+import protocol_control as control  # noqa: E402
 from companion_app.backoff import Backoff  # noqa: E402
 from companion_app.link import HelmetLink  # noqa: E402
 from companion_app.sequencer import Sequencer  # noqa: E402
@@ -119,7 +120,7 @@ def _acks_after(link, stored_upto):
     sent = []
 
     async def command(opcode, arg=None, wait=False):
-        if opcode == P.OP_ACK:
+        if opcode == control.OP_ACK:
             sent.append(arg)
 
     for s in range(1, 6):

@@ -9,16 +9,19 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import protocol as p
+import protocol_control as pc
+import protocol_frames as pf
+import protocol_hts as ph
 
 DECODERS = (
-    p.decode_float,
-    p.decode_temperature_measurement,
+    ph.decode_float,
+    ph.decode_temperature_measurement,
     p.decode_event,
     p.decode_frame_body,
-    p.decode_chunk,
+    pf.decode_chunk,
     p.decode_config,
-    p.decode_command,
-    p.decode_response,
+    pc.decode_command,
+    pc.decode_response,
 )
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
@@ -30,33 +33,33 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
 @given(st.floats(min_value=-1e6, max_value=1e6), st.integers(0, 6))
 def test_float_is_value_rounded_to_decimals(x, d):
     assume(abs(x) * 10**d < 8388605)  # fits the mantissa at this precision
-    got = p.decode_float(p.encode_float(x, d))
+    got = ph.decode_float(ph.encode_float(x, d))
     # within half a unit of the last kept digit (plus float noise at the tie)
     assert abs(got - x) <= 0.5 * 10.0**-d * (1 + 1e-9) + abs(x) * 1e-15
 
 
 @given(st.floats(min_value=-1e120, max_value=1e120), st.integers(-2, 8))
 def test_float_wide_range_keeps_about_seven_digits(x, d):
-    b = p.encode_float(x, d)
-    got = p.decode_float(b)
+    b = ph.encode_float(x, d)
+    got = ph.decode_float(b)
     # either the asked precision, or (mantissa full) 6-7 significant digits
     assert abs(got - x) <= max(0.5 * 10.0**-d, abs(x) * 6e-7) * (1 + 1e-9)
-    assert p.encode_float(got, d) == b  # re-encoding is stable
+    assert ph.encode_float(got, d) == b  # re-encoding is stable
     word = int.from_bytes(b, "little")
     mantissa = (word & 0xFFFFFF) - (0x1000000 if word & 0x800000 else 0)
-    assert abs(mantissa) <= p.FLOAT_MANTISSA_MAX
+    assert abs(mantissa) <= ph.FLOAT_MANTISSA_MAX
 
 
 @given(st.integers(0, 0xFFFFFFFF))
 def test_any_float_word_decodes(word):
-    v = p.decode_float(word.to_bytes(4, "little"))
+    v = ph.decode_float(word.to_bytes(4, "little"))
     raw = word & 0xFFFFFF
-    if p.FLOAT_PINF <= raw <= p.FLOAT_NINF:
+    if ph.FLOAT_PINF <= raw <= ph.FLOAT_NINF:
         assert math.isnan(v) or math.isinf(v)
     else:
         assert math.isfinite(v)
         exponent = (word >> 24) - (256 if word >> 31 else 0)
-        assert p.decode_float(p.encode_float(v, -exponent)) == pytest.approx(v, rel=1e-12)
+        assert ph.decode_float(ph.encode_float(v, -exponent)) == pytest.approx(v, rel=1e-12)
 
 
 # --- Temperature Measurement ----------------------------------------------------------------
@@ -73,9 +76,9 @@ timestamps = st.tuples(
 
 @given(st.integers(-10000, 20000), st.booleans(), st.none() | timestamps, st.none() | st.integers(1, 9))
 def test_measurement_round_trip(centi, fahrenheit, ts, ttype):
-    b = p.encode_temperature_measurement(centi / 100, fahrenheit, ts, ttype)
-    m = p.decode_temperature_measurement(b)
-    assert m == p.TemperatureMeasurement(centi / 100, fahrenheit, ts, ttype)
+    b = ph.encode_temperature_measurement(centi / 100, fahrenheit, ts, ttype)
+    m = ph.decode_temperature_measurement(b)
+    assert m == ph.TemperatureMeasurement(centi / 100, fahrenheit, ts, ttype)
 
 
 # --- screening event --------------------------------------------------------------------
@@ -161,11 +164,11 @@ def test_frame_body_round_trip(w, h, ta, data):
 
 @given(st.binary(min_size=1, max_size=3000), st.integers(0, 0xFFFF), st.integers(23, 517))
 def test_chunks_reassemble_any_body_at_any_mtu(body, fid, mtu):
-    size = p.chunk_payload_size(mtu)
+    size = pf.chunk_payload_size(mtu)
     assume(len(body) <= 255 * size)
-    chunks = list(p.frame_chunks(body, fid, mtu))
+    chunks = list(pf.frame_chunks(body, fid, mtu))
     assert all(len(c) <= min(mtu - 3, 512) for c in chunks)
-    a = p.FrameAssembler()
+    a = pf.FrameAssembler()
     out = [a.feed(c) for c in chunks]
     assert out[-1] == body and all(o is None for o in out[:-1])
 
@@ -174,7 +177,7 @@ def test_chunks_reassemble_any_body_at_any_mtu(body, fid, mtu):
 def test_assembler_never_returns_a_partial_or_foreign_frame(bodies, data):
     stream = []
     for fid, body in enumerate(bodies):
-        stream.extend(p.frame_chunks(body, fid, 23))
+        stream.extend(pf.frame_chunks(body, fid, 23))
     # lose, duplicate and swap chunks at random
     ops = data.draw(st.lists(st.sampled_from("keep drop dup swap".split()), min_size=len(stream), max_size=len(stream)))
     mangled = []
@@ -185,11 +188,11 @@ def test_assembler_never_returns_a_partial_or_foreign_frame(bodies, data):
             mangled += [c, c]
         elif op == "swap" and mangled:
             mangled.insert(len(mangled) - 1, c)
-    a = p.FrameAssembler()
+    a = pf.FrameAssembler()
     for c in mangled:
         out = a.feed(c)
         if out is not None:
-            assert out == bodies[p.decode_chunk(c)[0]]
+            assert out == bodies[pf.decode_chunk(c)[0]]
     assert a.frames_completed + a.frames_dropped <= len(bodies) + len(mangled)
 
 
@@ -214,7 +217,7 @@ configs = st.builds(
 def test_config_round_trip(cfg):
     b = p.encode_config(cfg)
     assert len(b) == 13 and p.decode_config(b) == cfg
-    assert p.decode_command(p.encode_command(p.OP_SET_CONFIG, cfg)) == (p.OP_SET_CONFIG, cfg)
+    assert pc.decode_command(pc.encode_command(pc.OP_SET_CONFIG, cfg)) == (pc.OP_SET_CONFIG, cfg)
 
 
 @given(st.binary(min_size=12, max_size=12))
@@ -228,14 +231,14 @@ def test_any_valid_config_bytes_re_encode_identically(tail):
 
 
 @given(
-    st.sampled_from([p.OP_ACK, p.OP_REPLAY, p.OP_SET_TIME]),
+    st.sampled_from([pc.OP_ACK, pc.OP_REPLAY, pc.OP_SET_TIME]),
     st.integers(0, 0xFFFFFFFF),
     st.integers(0, 255),
     st.integers(1, 7),
 )
 def test_command_and_response_round_trip(op, value, any_op, result):
-    assert p.decode_command(p.encode_command(op, value)) == (op, value)
-    assert p.decode_response(p.encode_response(any_op, result, value)) == (any_op, result, value)
+    assert pc.decode_command(pc.encode_command(op, value)) == (op, value)
+    assert pc.decode_response(pc.encode_response(any_op, result, value)) == (any_op, result, value)
 
 
 # --- robustness: nothing but ProtocolError escapes a decoder --------------------------------
@@ -263,9 +266,9 @@ def test_right_length_records_raise_only_protocol_errors(event, config, response
     for decode, b in (
         (p.decode_event, b"\x01" + event),
         (p.decode_config, b"\x01" + config),
-        (p.decode_response, b"\x01" + response),
-        (p.decode_chunk, b"\x01" + chunk),
-        (p.decode_command, b"\x01\x04\x01" + config),
+        (pc.decode_response, b"\x01" + response),
+        (pf.decode_chunk, b"\x01" + chunk),
+        (pc.decode_command, b"\x01\x04\x01" + config),
     ):
         try:
             decode(b)
@@ -275,7 +278,7 @@ def test_right_length_records_raise_only_protocol_errors(event, config, response
 
 @given(st.lists(st.binary(max_size=40), max_size=20))
 def test_assembler_survives_garbage(chunks):
-    a = p.FrameAssembler()
+    a = pf.FrameAssembler()
     for c in chunks:
         out = a.feed(c)
         assert out is None or isinstance(out, bytes)

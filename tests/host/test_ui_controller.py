@@ -11,6 +11,7 @@ import time
 import pytest
 
 import protocol as P
+import protocol_control as control
 from companion_app import controller as C
 from companion_app.link_state import LinkState
 from companion_app.store import Store
@@ -81,7 +82,7 @@ def test_acknowledge_sends_silence_and_says_when_helmet_unreachable(tmp_path):
         link.push_event(C.demo_event(1, P.FEVER))
         await settle(20)
         await ctl.acknowledge_alarm()
-        assert link.commands[-1] == (P.OP_SILENCE, None)
+        assert link.commands[-1] == (control.OP_SILENCE, None)
         assert ctl.alarm.acknowledged and ctl.alarm.note == "helmet silenced" and silenced == [1]
         link.fail_commands = RuntimeError("link lost")
         link.push_event(C.demo_event(2, P.FEVER))
@@ -101,7 +102,7 @@ def test_settings_push_keeps_the_helmets_other_config(tmp_path):
         await settle(20)
         msg = await ctl.save_settings(threshold_c=37.3, skin_to_core_offset_c=1.1)
         op, cfg = link.commands[-1]
-        assert op == P.OP_SET_CONFIG
+        assert op == control.OP_SET_CONFIG
         assert (cfg.threshold_c, cfg.skin_to_core_offset_c) == (37.3, 1.1)
         assert (cfg.hysteresis_c, cfg.confirm_frames, cfg.coverage_k, cfg.frame_rate_hz, cfg.buzzer) == (
             0.2,
@@ -143,9 +144,9 @@ def test_live_view_requested_only_while_wanted(tmp_path):
         ctl.attach_link(link)
         await link.start()
         await settle(20)
-        assert (P.OP_LIVE_START, None) not in link.commands
+        assert (control.OP_LIVE_START, None) not in link.commands
         await ctl.set_live_wanted(True)
-        assert link.live and link.commands[-1] == (P.OP_LIVE_START, None)
+        assert link.live and link.commands[-1] == (control.OP_LIVE_START, None)
         link.push_frame(C.demo_frame(0))
         await settle(20)
         assert ctl.frame is not None and ctl.frame.width == 32

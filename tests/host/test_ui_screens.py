@@ -40,6 +40,7 @@ if Window is None:  # pragma: no cover
     pytest.skip("Kivy found no window provider: " + INSTALL, allow_module_level=True)
 
 import protocol as P  # noqa: E402
+import protocol_control as control  # noqa: E402
 from companion_app import controller as C  # noqa: E402
 from companion_app.link_state import LinkState  # noqa: E402
 from companion_app.store import Store  # noqa: E402
@@ -187,7 +188,7 @@ def test_fever_banner_shows_reading_sounds_and_acknowledge_silences(tmp_path):
         # Acknowledge: OP_SILENCE to the helmet, banner turns grey and says so.
         b.ack_button.dispatch("on_release")
         await h.pump()
-        assert h.link.commands[-1] == (P.OP_SILENCE, None)
+        assert h.link.commands[-1] == (control.OP_SILENCE, None)
         assert h.root.alerts._current is None and sound.state == "stop"
         assert b.title.text == "FEVER (acknowledged)" and "helmet silenced" in b.text.text
         png = await h.shot("live-fever-acknowledged")
@@ -223,7 +224,7 @@ def test_heat_map_colours_follow_the_frame_temperatures(tmp_path):
         live = h.root.screens["live"]
         live.on_enter()
         await h.pump()
-        assert (P.OP_LIVE_START, None) in h.link.commands
+        assert (control.OP_LIVE_START, None) in h.link.commands
         px = [2200] * (32 * 24)  # 22 degC room
         for y in range(4, 10):
             for x in range(24, 30):
@@ -342,7 +343,7 @@ def test_settings_push_threshold_and_switch_units(tmp_path):
         task = s.save()
         await task
         await h.pump()
-        sent = [arg for op, arg in h.link.commands if op == P.OP_SET_CONFIG]
+        sent = [arg for op, arg in h.link.commands if op == control.OP_SET_CONFIG]
         assert len(sent) == 1
         cfg = sent[0]
         assert (cfg.threshold_c, cfg.skin_to_core_offset_c) == (37.3, 1.1)

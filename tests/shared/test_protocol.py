@@ -8,6 +8,10 @@ Kept small on purpose: MicroPython compiles it inside a 100 KB heap.
 
 import calibration
 import protocol as p
+import protocol_control as pc
+import protocol_frames as pf
+import protocol_gatt as pg
+import protocol_hts as ph
 from checks import heapsize, near, raises
 from protocol import LongRecord, OutOfRange, ProtocolError, ShortRecord, UnknownOpcode, UnknownVersion
 
@@ -61,20 +65,20 @@ def _no_alloc(fn):
 
 def test_uuids_and_errors():
     assert (
-        p.HEALTH_THERMOMETER_SERVICE,
-        p.TEMPERATURE_MEASUREMENT,
-        p.TEMPERATURE_TYPE,
-        p.INTERMEDIATE_TEMPERATURE,
+        pg.HEALTH_THERMOMETER_SERVICE,
+        pg.TEMPERATURE_MEASUREMENT,
+        pg.TEMPERATURE_TYPE,
+        pg.INTERMEDIATE_TEMPERATURE,
     ) == (0x1809, 0x2A1C, 0x2A1D, 0x2A1E)
     assert (
-        p.DEVICE_INFORMATION_SERVICE,
-        p.MANUFACTURER_NAME,
-        p.MODEL_NUMBER,
-        p.SERIAL_NUMBER,
-        p.FIRMWARE_REVISION,
+        pg.DEVICE_INFORMATION_SERVICE,
+        pg.MANUFACTURER_NAME,
+        pg.MODEL_NUMBER,
+        pg.SERIAL_NUMBER,
+        pg.FIRMWARE_REVISION,
     ) == (0x180A, 0x2A29, 0x2A24, 0x2A25, 0x2A26)
-    assert (p.BATTERY_SERVICE, p.BATTERY_LEVEL) == (0x180F, 0x2A19)
-    uuids = (p.SCREENING_SERVICE, p.EVENTS_CHAR, p.LIVE_FRAMES_CHAR, p.CONTROL_POINT_CHAR, p.CONFIGURATION_CHAR)
+    assert (pg.BATTERY_SERVICE, pg.BATTERY_LEVEL) == (0x180F, 0x2A19)
+    uuids = (pg.SCREENING_SERVICE, pg.EVENTS_CHAR, pg.LIVE_FRAMES_CHAR, pg.CONTROL_POINT_CHAR, pg.CONFIGURATION_CHAR)
     for i in range(5):
         assert uuids[i] == "1a98000%d-41a6-4357-aae4-276bb3e09524" % (i + 1)
     for cls in (ShortRecord, LongRecord, UnknownVersion, OutOfRange, UnknownOpcode):
@@ -83,57 +87,56 @@ def test_uuids_and_errors():
 
 
 def test_float_round_trips_and_specials():
-    assert p.encode_float(37.2) == h("740100ff")  # design.md example
+    assert ph.encode_float(37.2) == h("740100ff")  # design.md example
     for v, d in ((37.2, 2), (37.25, 2), (-0.5, 1), (123.4567, 4), (-40.0, 0), (0.001, 3)):
-        assert p.decode_float(p.encode_float(v, d)) == v, (v, d)
-    assert p.decode_float(p.encode_float(37.256, 2)) == 37.26
-    assert p.decode_float(p.encode_float(INF)) == INF
-    assert p.decode_float(p.encode_float(-INF)) == -INF
-    for word in (p.FLOAT_NAN, p.FLOAT_NRES, p.FLOAT_RESERVED):
-        v = p.decode_float(bytes([word & 0xFF, (word >> 8) & 0xFF, word >> 16, 0]))
+        assert ph.decode_float(ph.encode_float(v, d)) == v, (v, d)
+    assert ph.decode_float(ph.encode_float(37.256, 2)) == 37.26
+    assert ph.decode_float(ph.encode_float(INF)) == INF
+    assert ph.decode_float(ph.encode_float(-INF)) == -INF
+    for word in (ph.FLOAT_NAN, ph.FLOAT_NRES, ph.FLOAT_RESERVED):
+        v = ph.decode_float(bytes([word & 0xFF, (word >> 8) & 0xFF, word >> 16, 0]))
         assert v != v
-    x = p.decode_float(p.encode_float(float("nan")))
+    x = ph.decode_float(ph.encode_float(float("nan")))
     assert x != x
 
 
 def test_float_reduces_precision_instead_of_failing():
-    assert p.encode_float(8388605, 0) == h("fdff7f00")  # largest mantissa
-    assert p.decode_float(p.encode_float(8388606, 0)) == 8388610.0
-    assert p.decode_float(p.encode_float(123456789.0)) == 123456800.0
-    near(p.decode_float(p.encode_float(8e133)), 8e133, 1e121)
+    assert ph.encode_float(8388605, 0) == h("fdff7f00")  # largest mantissa
+    assert ph.decode_float(ph.encode_float(8388606, 0)) == 8388610.0
+    assert ph.decode_float(ph.encode_float(123456789.0)) == 123456800.0
+    near(ph.decode_float(ph.encode_float(8e133)), 8e133, 1e121)
     with raises(OutOfRange, match="too large"):
-        p.encode_float(9e133)
+        ph.encode_float(9e133)
 
 
 def test_measurement_round_trip():
-    b = p.encode_temperature_measurement(
-        38.5, fahrenheit=True, timestamp=[2025, 1, 2, 3, 4, 5], temperature_type=p.TEMPERATURE_TYPE_BODY
+    b = ph.encode_temperature_measurement(
+        38.5, fahrenheit=True, timestamp=[2025, 1, 2, 3, 4, 5], temperature_type=ph.TEMPERATURE_TYPE_BODY
     )
     assert len(b) == 13
-    m = p.decode_temperature_measurement(b)
-    assert m == p.TemperatureMeasurement(38.5, True, (2025, 1, 2, 3, 4, 5), 2)
-    assert m != p.TemperatureMeasurement(38.5, False, (2025, 1, 2, 3, 4, 5), 2)
+    m = ph.decode_temperature_measurement(b)
+    assert m == ph.TemperatureMeasurement(38.5, True, (2025, 1, 2, 3, 4, 5), 2)
+    assert m != ph.TemperatureMeasurement(38.5, False, (2025, 1, 2, 3, 4, 5), 2)
     assert "temperature_type=2" in repr(m)
 
 
 GOOD = (
-    ("decode_float", "740100ff"),
-    ("decode_temperature_measurement", "00740100ff"),
-    ("decode_event", FULL_EVENT_HEX),
-    ("decode_frame_body", "0101012c016400"),
-    ("decode_chunk", "01010000017f"),
-    ("decode_config", CONFIG_HEX),
-    ("decode_command", "010104030201"),
-    ("decode_response", "0180020105000000"),
+    (ph.decode_float, "740100ff"),
+    (ph.decode_temperature_measurement, "00740100ff"),
+    (p.decode_event, FULL_EVENT_HEX),
+    (p.decode_frame_body, "0101012c016400"),
+    (pf.decode_chunk, "01010000017f"),
+    (p.decode_config, CONFIG_HEX),
+    (pc.decode_command, "010104030201"),
+    (pc.decode_response, "0180020105000000"),
 )
 
 
 def test_decoders_accept_bytes_bytearray_memoryview():
-    for name, hx in GOOD:
-        fn = getattr(p, name)
+    for fn, hx in GOOD:
         want = fn(h(hx))
-        assert fn(bytearray(h(hx))) == want, name
-        assert fn(memoryview(h("ee" + hx + "ee"))[1:-1]) == want, name
+        assert fn(bytearray(h(hx))) == want, hx
+        assert fn(memoryview(h("ee" + hx + "ee"))[1:-1]) == want, hx
 
 
 # --- screening event ------------------------------------------------------------------
@@ -235,9 +238,9 @@ def test_frame_32x24_encode_and_chunk_on_the_helmet():
     for i in range(768):
         assert struct.unpack_from("<h", body, 5 + 2 * i)[0] == round(px[i] * 100), i
     n = 0
-    for c in p.frame_chunks(body, 0x1234, 23):
+    for c in pf.frame_chunks(body, 0x1234, 23):
         assert len(c) <= 20  # one notification at MTU 23
-        assert p.decode_chunk(c)[:3] == (0x1234, n, 103)  # ceil(1541 / 15) chunks
+        assert pf.decode_chunk(c)[:3] == (0x1234, n, 103)  # ceil(1541 / 15) chunks
         assert c[5:] == body[n * 15 : n * 15 + 15]
         n += 1
     assert n == 103
@@ -247,8 +250,8 @@ def test_frame_32x24_encode_and_chunk_on_the_helmet():
 def test_frame_32x24_reassemble_and_decode_in_the_app():
     px = _Pixels(768)
     body = p.encode_frame_body(32, 24, -1.5, px)
-    a = p.FrameAssembler()
-    out = [a.feed(c) for c in p.frame_chunks(body, 9, 23)]
+    a = pf.FrameAssembler()
+    out = [a.feed(c) for c in pf.frame_chunks(body, 9, 23)]
     assert out[:-1] == [None] * 102 and out[-1] == body
     w, hh, ta, pixels = p.decode_frame_body(out[-1])
     assert (w, hh, ta, len(pixels)) == (32, 24, -1.5, 768)
@@ -267,24 +270,24 @@ def test_frame_body_into_offset():
 
 
 def test_frame_chunk_sizes():
-    assert [len(c) for c in p.frame_chunks(bytes(1541), 7, 517)] == [512, 512, 512, 5 + 1541 - 3 * 507]
-    assert [len(c) for c in p.frame_chunks(bytes(31), 7, 23)] == [20, 20, 6]
+    assert [len(c) for c in pf.frame_chunks(bytes(1541), 7, 517)] == [512, 512, 512, 5 + 1541 - 3 * 507]
+    assert [len(c) for c in pf.frame_chunks(bytes(31), 7, 23)] == [20, 20, 6]
     n = 0
-    for _c in p.frame_chunks(bytes(255 * 15), 1, 23):
+    for _c in pf.frame_chunks(bytes(255 * 15), 1, 23):
         n += 1
     assert n == 255
     with raises(OutOfRange, match="needs 256 chunks"):
-        p.frame_chunks(bytes(255 * 15 + 1), 1, 23)  # checked at once, not on iteration
+        pf.frame_chunks(bytes(255 * 15 + 1), 1, 23)  # checked at once, not on iteration
 
 
 def test_chunk_into_offset():
     buf = bytearray(b"\xaa" * 12)
-    assert p.encode_chunk_into(buf, 2, 0xBEEF, 1, 3, b"xyz") == 8
+    assert pf.encode_chunk_into(buf, 2, 0xBEEF, 1, 3, b"xyz") == 8
     assert bytes(buf) == b"\xaa\xaa" + h("01efbe0103") + b"xyz" + b"\xaa\xaa"
     with raises(ValueError, match="buffer too small"):
-        p.encode_chunk_into(bytearray(8), 1, 0, 0, 1, b"xyz")
+        pf.encode_chunk_into(bytearray(8), 1, 0, 0, 1, b"xyz")
     with raises(OutOfRange, match="payload of 508 bytes"):
-        p.encode_chunk_into(bytearray(600), 0, 0, 0, 1, bytes(508))
+        pf.encode_chunk_into(bytearray(600), 0, 0, 0, 1, bytes(508))
 
 
 def test_chunk_and_response_into_do_not_allocate():
@@ -292,8 +295,8 @@ def test_chunk_and_response_into_do_not_allocate():
     payload = memoryview(bytes(range(40)))
 
     def work():
-        p.encode_chunk_into(buf, 3, 513, 2, 9, payload)
-        p.encode_response_into(buf, 50, p.OP_REPLAY, p.RESULT_SUCCESS, 1000)
+        pf.encode_chunk_into(buf, 3, 513, 2, 9, payload)
+        pc.encode_response_into(buf, 50, pc.OP_REPLAY, pc.RESULT_SUCCESS, 1000)
 
     _no_alloc(work)
     assert bytes(buf[3:8]) == h("0101020209") and bytes(buf[8:48]) == bytes(range(40))
@@ -302,7 +305,7 @@ def test_chunk_and_response_into_do_not_allocate():
 
 def _frame(fid, n=40):
     body = bytes((fid * 7 + i) & 0xFF for i in range(n))
-    return body, list(p.frame_chunks(body, fid, 23))
+    return body, list(pf.frame_chunks(body, fid, 23))
 
 
 def _feed(a, chunks):
@@ -310,7 +313,7 @@ def _feed(a, chunks):
 
 
 def test_assembler_completes_in_order():
-    a = p.FrameAssembler()
+    a = pf.FrameAssembler()
     body, chunks = _frame(1)
     assert _feed(a, chunks) == [None, None, body]
     body2, chunks2 = _frame(2, 15)  # single-chunk frame
@@ -328,7 +331,7 @@ def test_assembler_never_returns_partial_frames():
         frames[fid] = body
         stream.extend(chunks)
     state = 12345
-    a = p.FrameAssembler()
+    a = pf.FrameAssembler()
     complete = 0
     for c in stream:
         state = (state * 1103515245 + 12345) & 0x7FFFFFFF
@@ -338,7 +341,7 @@ def test_assembler_never_returns_partial_frames():
         for x in (c, c) if r == 1 else (c,):  # or duplicated
             out = a.feed(x)
             if out is not None:
-                assert out == frames[p.decode_chunk(c)[0]]
+                assert out == frames[pf.decode_chunk(c)[0]]
                 complete += 1
     assert complete == a.frames_completed > 0 and a.frames_dropped > 0
     assert a.frames_completed + a.frames_dropped <= 24
@@ -363,36 +366,36 @@ def test_config_defaults_come_from_calibration():
 
 def test_commands_and_responses_round_trip():
     for op, arg in (
-        (p.OP_ACK, 7),
-        (p.OP_REPLAY, 0),
-        (p.OP_SET_TIME, 0xFFFFFFFF),
-        (p.OP_SET_CONFIG, _config()),
-        (p.OP_LIVE_START, None),
-        (p.OP_LIVE_STOP, None),
-        (p.OP_SILENCE, None),
+        (pc.OP_ACK, 7),
+        (pc.OP_REPLAY, 0),
+        (pc.OP_SET_TIME, 0xFFFFFFFF),
+        (pc.OP_SET_CONFIG, _config()),
+        (pc.OP_LIVE_START, None),
+        (pc.OP_LIVE_STOP, None),
+        (pc.OP_SILENCE, None),
     ):
-        b = p.encode_command(op, arg)
-        assert p.decode_command(b) == (op, arg) and p.command_opcode(b) == op
-    assert p.command_opcode(b"\x01") == 0
+        b = pc.encode_command(op, arg)
+        assert pc.decode_command(b) == (op, arg) and pc.command_opcode(b) == op
+    assert pc.command_opcode(b"\x01") == 0
     buf = bytearray(b"\xaa" * 11)
-    assert p.encode_response_into(buf, 2, p.OP_ACK, p.RESULT_INVALID_LENGTH, 7) == 8
+    assert pc.encode_response_into(buf, 2, pc.OP_ACK, pc.RESULT_INVALID_LENGTH, 7) == 8
     assert bytes(buf) == b"\xaa\xaa" + h("0180010407000000") + b"\xaa"
-    assert p.decode_response(p.encode_response(0x42, p.RESULT_NOT_SUPPORTED)) == (0x42, 2, 0)
-    assert len(p.RESULT_NAMES) == 7 and p.RESULT_NAMES[p.RESULT_BUSY] == "BUSY"
+    assert pc.decode_response(pc.encode_response(0x42, pc.RESULT_NOT_SUPPORTED)) == (0x42, 2, 0)
+    assert len(pc.RESULT_NAMES) == 7 and pc.RESULT_NAMES[pc.RESULT_BUSY] == "BUSY"
 
 
 def test_result_for_error():
     def answer(data):
         try:
-            p.decode_command(data)
+            pc.decode_command(data)
         except Exception as e:  # noqa: BLE001 - mapping any decode failure is the point
-            return p.result_for_error(e)
-        return p.RESULT_SUCCESS
+            return pc.result_for_error(e)
+        return pc.RESULT_SUCCESS
 
-    assert answer(h("0101")) == p.RESULT_INVALID_LENGTH
-    assert answer(h("01010000000000")) == p.RESULT_INVALID_LENGTH
-    assert answer(h("0109")) == p.RESULT_NOT_SUPPORTED
-    assert answer(h("0201")) == p.RESULT_NOT_SUPPORTED
-    assert answer(h("0104" + CONFIG_HEX[:-4] + "0300")) == p.RESULT_INVALID_PARAMETER
-    assert answer(h("0105")) == p.RESULT_SUCCESS
-    assert p.result_for_error(RuntimeError("x")) == p.RESULT_FAILED
+    assert answer(h("0101")) == pc.RESULT_INVALID_LENGTH
+    assert answer(h("01010000000000")) == pc.RESULT_INVALID_LENGTH
+    assert answer(h("0109")) == pc.RESULT_NOT_SUPPORTED
+    assert answer(h("0201")) == pc.RESULT_NOT_SUPPORTED
+    assert answer(h("0104" + CONFIG_HEX[:-4] + "0300")) == pc.RESULT_INVALID_PARAMETER
+    assert answer(h("0105")) == pc.RESULT_SUCCESS
+    assert pc.result_for_error(RuntimeError("x")) == pc.RESULT_FAILED

@@ -1,4 +1,4 @@
-"""Reference vectors for shared/protocol.py (tests/vectors/protocol.json).
+"""Reference vectors for shared/protocol*.py (tests/vectors/protocol.json).
 
 Each case is {"name", "fn", "args", "expect"} or {"name", "fn", "args",
 "error": ProtocolError subclass name, "match": substring of the message}.
@@ -17,6 +17,9 @@ and "command_result" (the result code the helmet answers a write with).
 import json
 
 import protocol as p
+import protocol_control as pc
+import protocol_frames as pf
+import protocol_hts as ph
 from checks import iter_vectors  # noqa: E402
 
 INTERPRETERS = ("cpython", "micropython")
@@ -47,11 +50,19 @@ def _out(v):
         return v.hex()
     if isinstance(v, float) and (v != v or v in (SPECIAL["inf"], SPECIAL["-inf"])):
         return "nan" if v != v else ("inf" if v > 0 else "-inf")
-    if isinstance(v, (p.ScreeningEvent, p.DeviceConfig, p.TemperatureMeasurement)):
+    if isinstance(v, (p.ScreeningEvent, p.DeviceConfig, ph.TemperatureMeasurement)):
         v = v._key()
     if isinstance(v, (list, tuple)) or type(v).__name__ == "array":
         return [_out(x) for x in v]
     return v
+
+
+def _fn(name):
+    """A vector's function by name, from whichever protocol module holds it."""
+    for m in (p, ph, pf, pc):
+        if name in m.__dict__:
+            return m.__dict__[name]
+    raise AttributeError(name)
 
 
 def _config(f):
@@ -65,27 +76,28 @@ def _call(fn, a):
     if fn == "encode_config":
         return p.encode_config(_config(a))
     if fn == "encode_command":
-        return p.encode_command(a[0], _config(a[1]) if isinstance(a[1], list) else a[1])
+        return pc.encode_command(a[0], _config(a[1]) if isinstance(a[1], list) else a[1])
     if fn == "encode_chunk":
         buf = bytearray(5 + len(a[3]) // 2)
-        p.encode_chunk_into(buf, 0, a[0], a[1], a[2], h(a[3]))
+        pf.encode_chunk_into(buf, 0, a[0], a[1], a[2], h(a[3]))
         return buf
     if fn == "frame_chunks":
-        return list(p.frame_chunks(h(a[0]), a[1], a[2]))
+        return list(pf.frame_chunks(h(a[0]), a[1], a[2]))
     if fn == "encode_temperature_measurement":
-        return p.encode_temperature_measurement(*a)
+        return ph.encode_temperature_measurement(*a)
     if fn == "assemble":
-        asm = p.FrameAssembler()
+        asm = pf.FrameAssembler()
         return [[asm.feed(h(c)) for c in a[0]], asm.frames_completed, asm.frames_dropped]
     if fn == "command_result":
         try:
-            p.decode_command(h(a[0]))
+            pc.decode_command(h(a[0]))
         except p.ProtocolError as e:
-            return p.result_for_error(e)
-        return p.RESULT_SUCCESS
+            return pc.result_for_error(e)
+        return pc.RESULT_SUCCESS
+    f = _fn(fn)
     if fn.startswith("decode_"):
-        return getattr(p, fn)(h(a[0]))
-    return getattr(p, fn)(*a)
+        return f(h(a[0]))
+    return f(*a)
 
 
 def evaluate(case):

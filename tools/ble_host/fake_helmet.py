@@ -13,6 +13,9 @@ import json
 import time
 
 import protocol as P
+import protocol_control as PC
+import protocol_frames as PF
+import protocol_gatt as PG
 
 from . import wire
 
@@ -20,7 +23,7 @@ H_EVENTS, H_FRAMES, H_CONTROL, H_CONFIG = 11, 14, 17, 20
 
 
 def _adv_payload(name):
-    uuid_le = bytes(reversed(bytes.fromhex(P.SCREENING_SERVICE.replace("-", ""))))
+    uuid_le = bytes(reversed(bytes.fromhex(PG.SCREENING_SERVICE.replace("-", ""))))
     nm = name.encode()
     return bytes([2, 0x01, 0x06, 17, 0x07]) + uuid_le + bytes([len(nm) + 1, 0x09]) + nm
 
@@ -50,12 +53,12 @@ class FakeHelmet:
     async def start(self):
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         chars = [
-            {"uuid": P.EVENTS_CHAR, "flags": wire.FLAG_NOTIFY, "handle": H_EVENTS},
-            {"uuid": P.LIVE_FRAMES_CHAR, "flags": wire.FLAG_NOTIFY, "handle": H_FRAMES},
-            {"uuid": P.CONTROL_POINT_CHAR, "flags": wire.FLAG_WRITE | wire.FLAG_NOTIFY, "handle": H_CONTROL},
-            {"uuid": P.CONFIGURATION_CHAR, "flags": wire.FLAG_READ, "handle": H_CONFIG},
+            {"uuid": PG.EVENTS_CHAR, "flags": wire.FLAG_NOTIFY, "handle": H_EVENTS},
+            {"uuid": PG.LIVE_FRAMES_CHAR, "flags": wire.FLAG_NOTIFY, "handle": H_FRAMES},
+            {"uuid": PG.CONTROL_POINT_CHAR, "flags": wire.FLAG_WRITE | wire.FLAG_NOTIFY, "handle": H_CONTROL},
+            {"uuid": PG.CONFIGURATION_CHAR, "flags": wire.FLAG_READ, "handle": H_CONFIG},
         ]
-        self._send({"t": "register", "services": [{"uuid": P.SCREENING_SERVICE, "chars": chars}]})
+        self._send({"t": "register", "services": [{"uuid": PG.SCREENING_SERVICE, "chars": chars}]})
         self._send({"t": "value", "handle": H_CONFIG, "data": P.encode_config(P.DeviceConfig())})
         self.advertise()
         self._task = asyncio.create_task(self._read_loop())
@@ -119,7 +122,7 @@ class FakeHelmet:
             pixels = [30.0 + (i % 7) * 0.5 for i in range(width * height)]
         body = P.encode_frame_body(width, height, ta_c, pixels)
         self._frame_id = (self._frame_id + 1) & 0xFFFF
-        for chunk in P.frame_chunks(body, self._frame_id, self.mtu):
+        for chunk in PF.frame_chunks(body, self._frame_id, self.mtu):
             self.notify(H_FRAMES, chunk)
         return self._frame_id
 
@@ -132,23 +135,23 @@ class FakeHelmet:
 
     def _control(self, data):
         try:
-            op, arg = P.decode_command(data)
+            op, arg = PC.decode_command(data)
         except P.ProtocolError as e:
-            self.notify(H_CONTROL, P.encode_response(P.command_opcode(data), P.result_for_error(e)))
+            self.notify(H_CONTROL, PC.encode_response(PC.command_opcode(data), PC.result_for_error(e)))
             return
         value = 0
-        if op == P.OP_ACK:
+        if op == PC.OP_ACK:
             for s in [s for s in self.journal if s <= arg]:
                 del self.journal[s]
             self.acked = max(self.acked, arg)
-        elif op == P.OP_REPLAY:
+        elif op == PC.OP_REPLAY:
             self.replays.append(arg)
             # Respond first so the app knows how many follow.
             value = len([s for s in self._sent_log if s >= max(0, arg - self.replay_overlap)])
-        elif op in (P.OP_LIVE_START, P.OP_LIVE_STOP):
-            self.live = op == P.OP_LIVE_START
-        self.notify(H_CONTROL, P.encode_response(op, P.RESULT_SUCCESS, value))
-        if op == P.OP_REPLAY:
+        elif op in (PC.OP_LIVE_START, PC.OP_LIVE_STOP):
+            self.live = op == PC.OP_LIVE_START
+        self.notify(H_CONTROL, PC.encode_response(op, PC.RESULT_SUCCESS, value))
+        if op == PC.OP_REPLAY:
             self._replay(arg)
 
     async def _read_loop(self):
