@@ -17,10 +17,23 @@ loop, so screening never stops for a beep.
   `silenced` tells the screening to set FLAG_ALARM_SILENCED on events.
 - Idle: LED off.  One alarm per person: the screening emits FEVER once per
   track; alarm also ignores a repeated FEVER for a track it already sounded.
+
+Time: now_ms is time.ticks_ms(), which wraps (every 2**30 ms, 12.4 days, on
+the ESP32): deadlines are made with ticks_add and compared with ticks_diff,
+never with < or >.  A ticks_diff is right only within half the period, so
+every deadline is short-lived: a pattern, the LED or the debounce is started
+on the tick after the event (on_event may come before any tick, when
+``now`` is stale) and ends within seconds while tick() runs every few ms.
 """
+
+import time
 
 import buzzer
 import calibration
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FEVER_REPEAT_MS = 3000
 FEVER_REPEATS = 3
@@ -43,17 +56,21 @@ class Alarm:
     def __init__(self, buzz, led, button=None):
         self.buzz = buzz
         self.led = led
-        self.pattern = None
+        self.pattern: "Any" = None
         self.step = 0
         self.step_on = False
-        self.step_end = 0
+        self.step_end: "Any" = 0  # ticks (typed Any: the stubs' ticks type)
+        self.starting = False  # a pattern waits for the next tick to start
         self.repeats_left = 0
-        self.repeat_at = 0
+        self.repeat_at: "Any" = 0
         self.led_mode = LED_OFF
-        self.led_until = 0
+        self.led_ms = 0  # how long the LED mode lasts (0: until changed)
+        self.led_until: "Any" = 0
+        self.led_starting = False  # led_until is set on the next tick
         self.alarmed_track = -1
         self.pressed = False
-        self.last_press = -DEBOUNCE_MS
+        self.last_press: "Any" = 0
+        self.debouncing = False  # within DEBOUNCE_MS of the last accepted press
         self.silenced = False
         self.now = 0
         if button is not None:
@@ -71,27 +88,29 @@ class Alarm:
             self.alarmed_track = ev.track_id
             self.silenced = False
             self._start(buzzer.FEVER, FEVER_REPEATS - 1)
-            self._led(LED_FAST, -1)
+            self._led(LED_FAST, 0)
         elif ev.outcome == calibration.CLEAR and self.led_mode != LED_FAST:
-            self._led(LED_STEADY, self.now + CLEAR_LED_MS)
+            self._led(LED_STEADY, CLEAR_LED_MS)
 
     def on_final(self, track_id, outcome):
         """A person left; outcome is their last reported one."""
         if outcome == calibration.RECHECK and self.pattern is None:
             self._start(buzzer.RECHECK, 0)
             if self.led_mode != LED_FAST:
-                self._led(LED_SLOW, self.now + RECHECK_LED_MS)
+                self._led(LED_SLOW, RECHECK_LED_MS)
 
     def _start(self, pattern, repeats):
         self.pattern = pattern
         self.repeats_left = repeats
         self.step = 0
         self.step_on = False
-        self.step_end = self.now
+        self.starting = True
 
-    def _led(self, mode, until):
+    def _led(self, mode, ms):
+        """LED mode for ms (0: until changed)."""
         self.led_mode = mode
-        self.led_until = until
+        self.led_ms = ms
+        self.led_starting = ms > 0
 
     def acknowledge(self):
         """Silence the buzzer and clear a FEVER alarm (the button does this)."""
@@ -104,9 +123,12 @@ class Alarm:
     def tick(self, now_ms):
         """Advance buzzer and LED; call every few ms from the main loop."""
         self.now = now_ms
+        if self.debouncing and time.ticks_diff(now_ms, self.last_press) >= DEBOUNCE_MS:
+            self.debouncing = False
         if self.pressed:
             self.pressed = False
-            if now_ms - self.last_press >= DEBOUNCE_MS:
+            if not self.debouncing:
+                self.debouncing = True
                 self.last_press = now_ms
                 self.acknowledge()
         self._tick_buzzer(now_ms)
@@ -115,24 +137,26 @@ class Alarm:
     def _tick_buzzer(self, now):
         pat = self.pattern
         if pat is None:
-            if self.repeats_left > 0 and now >= self.repeat_at:
+            if self.repeats_left > 0 and time.ticks_diff(now, self.repeat_at) >= 0:
                 self.repeats_left -= 1
-                self.pattern = buzzer.FEVER
-                self.step = 0
-                self.step_on = False
-                self.step_end = now
-            return
+                self._start(buzzer.FEVER, self.repeats_left)
+                pat = self.pattern
+            else:
+                return
+        if self.starting:
+            self.starting = False
+            self.step_end = now
         pwm = self.buzz.pwm
-        while now >= self.step_end:
+        while time.ticks_diff(now, self.step_end) >= 0:
             if self.step_on:
                 # end of the tone: rest for off_ms
                 pwm.duty_u16(0)
                 self.step_on = False
-                self.step_end += pat[self.step][2]
+                self.step_end = time.ticks_add(self.step_end, pat[self.step][2])
                 self.step += 1
                 if self.step >= len(pat):
                     self.pattern = None
-                    self.repeat_at = now + FEVER_REPEAT_MS
+                    self.repeat_at = time.ticks_add(now, FEVER_REPEAT_MS)
                     return
             else:
                 freq, on_ms, _off = pat[self.step]
@@ -140,16 +164,22 @@ class Alarm:
                     pwm.freq(freq)
                     pwm.duty_u16(buzzer.ON_DUTY)
                 self.step_on = True
-                self.step_end += on_ms
+                self.step_end = time.ticks_add(self.step_end, on_ms)
 
     def _tick_led(self, now):
         mode = self.led_mode
-        if self.led_until >= 0 and mode != LED_OFF and now >= self.led_until and mode != LED_FAST:
+        if self.led_starting:
+            self.led_starting = False
+            self.led_until = time.ticks_add(now, self.led_ms)
+        elif self.led_ms and mode != LED_OFF and time.ticks_diff(now, self.led_until) >= 0:
             mode = self.led_mode = LED_OFF
+            self.led_ms = 0
         if mode == LED_OFF:
             self.led.value(0)
         elif mode == LED_STEADY:
             self.led.value(1)
         else:
+            # the blink phase jumps once at the wrap (2**30 is no multiple
+            # of the period): harmless
             period = LED_FAST_MS if mode == LED_FAST else LED_SLOW_MS
             self.led.value((now // period) & 1)

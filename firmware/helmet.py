@@ -13,6 +13,8 @@ the simulated board.  asyncio tasks:
   tasks run between frames.
 - alarm: alarm.tick(clock()) every TICK_MS (buzzer patterns, LED, button).
 - radio: ble.run() when a server is given.
+- ToF (when a VL53L1X is fitted, see below): a range every TOF_PERIOD_MS
+  into the screening's tof.ToFFusion.
 - watchdog feeder: feeds only when the sensor loop has made progress since
   the last feed (a frame, a fault step, a backoff slice).  A loop stuck on
   an await, or blocked in a call, stops the feeds and the board resets.
@@ -28,6 +30,34 @@ first re-init of an episode that the sensor accepts records
 FAULT_SENSOR_REINIT.  The episode ends after RECOVERED_FRAMES good frames in
 a row, so a flapping sensor does not flood the journal.  Screening then
 simply gets the next good frame: its tracks coast over the gap or restart.
+
+The optional VL53L1X: main() probes its model id on the bus (the driver's
+check); not fitted = no ToF, no fault, and the driver is never imported
+(its RAM stays free).  When fitted, screening gets a tof.ToFFusion and the
+ToF task polls the part without blocking (data ready? then the result):
+each result goes to the fusion stamped with the helmet's clock, and every
+frame goes to screening stamped with the same clock, so the fusion's
+freshness test compares like with like.  A ToF fault (NACK, bus timeout,
+no result for TOF_TIMEOUT_MS: the part reset or stopped) withdraws the
+fusion's reading at once (screening goes on with head-size distances),
+counts in tof_errors, and the part is re-initialised after a doubling
+backoff; tof_faults counts episodes (ended by TOF_RECOVERED results in a
+row).  The journal gets no ToF fault event: the protocol's FAULT_* codes
+name the thermal sensor, and a ToF code is not defined yet.  A result with
+an invalid range status is counted (tof_invalid) and withdraws the reading
+(the fusion only ever takes status 0); it is a fault only for "hardware
+fail": nothing in reach, sigma/signal/wrap fail are the part working as
+meant (an empty street gives signal fail all day).  The driver's blocking waits happen only in a
+(re)init (boot poll, the discarded VHV ranging: about one timing budget).
+
+Time: the clock is time.ticks_ms(), which wraps (2**30 ms, 12.4 days, on
+the ESP32): times are compared with ticks_diff and moved with ticks_add
+only, and the unix-time anchor is moved forward every second, as ticks_diff
+is right only within half the period.
+
+Live reconfiguration: apply_config(cfg) (the app's OP_SET_CONFIG, after
+config.save) gives the screening its new decision rule from the next frame
+on and the buzzer its setting at once.
 
 Events emitted while the officer has silenced the alarm (button, or the app's
 OP_SILENCE) and no new FEVER alarm has started since carry
@@ -59,6 +89,12 @@ REINIT_AFTER = 3  # failed reads in a row before the camera is re-initialised
 BACKOFF_MIN_MS = 250
 BACKOFF_MAX_MS = 8000
 RECOVERED_FRAMES = 8  # good frames in a row that end a fault episode
+TOF_PERIOD_MS = 50  # the VL53L1X's timing budget and period: a range every 50 ms
+TOF_RETRY_MS = 10  # poll again this soon when the next range was not ready yet
+TOF_TIMEOUT_MS = 300  # no range for this long: the part stopped ranging (reset)
+TOF_RECOVERED = 8  # ranges in a row that end a ToF fault episode
+TOF_MODEL_ID_REG = 0x010F  # IDENTIFICATION__MODEL_ID, as vl53l1x checks it
+TOF_MODEL_ID = 0xEACC  # vl53l1x.MODEL_ID (the driver is not imported to probe)
 _STATUS_REG = 0x8000  # MLX90640 status register: any answer means the bus works
 _FRAME_W = 32
 _FRAME_H = 24
@@ -71,6 +107,17 @@ def new_frame():
     for i in range(mlx90640.NPIX):
         a[i] = 0.0
     return a
+
+
+def tof_fitted(i2c, address):
+    """Does a VL53L1X answer at ``address``: its model id, as the driver
+    checks it (a NACK or another part: not fitted, no error)?"""
+    import i2c16
+
+    b = bytearray(2)
+    if i2c16.transfer(i2c, address, False, TOF_MODEL_ID_REG, b, 2) is not None:
+        return False
+    return ((b[0] << 8) | b[1]) == TOF_MODEL_ID
 
 
 def rate_code(frame_rate_hz):
@@ -90,8 +137,11 @@ class Helmet:
     screening: screening.Screening (its sink and on_final are wired here);
     alarm: alarm.Alarm; journal: journal.Journal; ble: ble_server.BleServer
     or None; wdt: machine.WDT or None; button: a Pin (pull-up) or None (the
-    alarm may own it instead); clock: () -> ms; frame: new_frame() from boot;
-    refresh_rate: sensor rate code (default: from screening.rate_hz)."""
+    alarm may own it instead); clock: () -> ms (ticks: compared with
+    time.ticks_diff); frame: new_frame() from boot; refresh_rate: sensor rate
+    code (default: from screening.rate_hz); tof: the screening's
+    tof.ToFFusion and tof_opener: () -> an initialised, ranging
+    vl53l1x.VL53L1X (raises ToFError), when a VL53L1X is fitted."""
 
     def __init__(
         self,
@@ -107,6 +157,8 @@ class Helmet:
         refresh_rate=None,
         opener=None,
         feed_ms=FEED_MS,
+        tof=None,
+        tof_opener=None,
     ):
         self.camera = camera
         self.screening = screening
@@ -132,8 +184,26 @@ class Helmet:
         self._reinit_logged = False
         self._backoff = BACKOFF_MIN_MS
         self._unix_base = 0  # unix seconds at _unix_ms (0 = clock unset)
-        self._unix_ms = 0
+        self._unix_ms: "Any" = 0  # ticks
         self._body: "Any" = None
+        self.fusion = tof
+        self.tof_opener: "Callable[[], Any] | None" = tof_opener
+        self.tof_dev: "Any" = None
+        self.tof_ranges = 0  # valid ranges given to the fusion
+        self.tof_invalid = 0  # results with an invalid range status (no distance)
+        self.tof_errors = 0  # bus failures, timeouts, refused (re)inits
+        self.tof_faults = 0  # fault episodes
+        self.tof_reinits = 0  # re-inits the part accepted after a fault
+        self._tof_up = False  # initialised and ranging
+        self._tof_in_fault = False
+        self._tof_good = 0  # results in a row
+        self._tof_backoff = BACKOFF_MIN_MS
+        self._tof_last: "Any" = 0  # clock (ticks) at the last result or init
+        self._vl: "Any" = None
+        if tof_opener is not None:
+            import vl53l1x  # only when fitted: the driver's RAM is spent only then
+
+            self._vl = vl53l1x
         if ble is not None:
             self.attach_ble(ble)
         # Wire the screening's outputs here; bound methods made once.
@@ -165,7 +235,23 @@ class Helmet:
     def unix_time(self):
         if not self._unix_base:
             return 0
-        return self._unix_base + time.ticks_diff(self.clock(), self._unix_ms) // 1000
+        # move the anchor on by whole seconds: ticks_diff is right only
+        # within half the tick period (6.2 days), the helmet runs longer
+        s = time.ticks_diff(self.clock(), self._unix_ms) // 1000
+        if s > 0:
+            self._unix_base += s
+            self._unix_ms = time.ticks_add(self._unix_ms, 1000 * s)
+        return self._unix_base
+
+    def apply_config(self, cfg):
+        """A new configuration from the app, applied at once: the screening's
+        decision rule from the next frame on, the buzzer now (a tone that
+        is on stops).  Frame rate and emissivity wait for the next boot."""
+        self.screening.reconfigure(cfg)
+        buzz = self.alarm.buzz
+        buzz.enabled = cfg.buzzer
+        if not cfg.buzzer:
+            buzz.silence()
 
     # ------------------------------------------------------------ events
     def _on_event(self, ev):
@@ -203,7 +289,8 @@ class Helmet:
             self._in_fault = False
             self._backoff = BACKOFF_MIN_MS
         self.frames += 1
-        self.screening.process(self.frame, ta, self.unix_time())
+        # the frame's time on the clock the ToF ranges are stamped with
+        self.screening.process(self.frame, ta, self.unix_time(), self.clock())
         if self.ble is not None and self.ble.live():
             self._send_frame(ta)
         return True
@@ -258,6 +345,7 @@ class Helmet:
             await asyncio.sleep_ms(n)
             ms -= n
             self.beats += 1
+            self.unix_time()  # keeps its anchor recent while no frame comes
 
     async def sensor_loop(self, frames=0):
         """Screen frames (forever, or until ``frames`` good ones)."""
@@ -290,6 +378,69 @@ class Helmet:
         self._fails = 0
         self.reinit()
 
+    # ------------------------------------------------------------ the ToF
+    def tof_step(self):
+        """Poll the VL53L1X once; returns the ms to wait before the next
+        poll.  Never raises for the ToF (see the module docstring)."""
+        vl = self._vl
+        now = self.clock()
+        try:
+            if not self._tof_up:
+                self._tof_open()
+                self._tof_last = self.clock()
+                return TOF_PERIOD_MS
+            dev = self.tof_dev
+            if not dev.data_ready():
+                if time.ticks_diff(now, self._tof_last) > TOF_TIMEOUT_MS:
+                    return self._tof_failed()  # as a NACK: the part reset or stopped
+                return TOF_RETRY_MS
+            status = dev.read(False)  # read(): no tuple, nothing allocated
+        except vl.ToFError:
+            return self._tof_failed()
+        self._tof_last = now
+        if status == vl.STATUS_VALID:
+            self.tof_ranges += 1
+            self.fusion.reading(dev.distance_mm, status, now)
+        else:
+            self.tof_invalid += 1
+            self.fusion.reading(None, status, now)  # withdraws the last range
+            if status == vl.STATUS_HARDWARE_FAIL:
+                return self._tof_failed()  # the part says it is broken: re-init it
+        self._tof_good += 1
+        if self._tof_in_fault and self._tof_good >= TOF_RECOVERED:
+            self._tof_in_fault = False
+            self._tof_backoff = BACKOFF_MIN_MS
+        return TOF_PERIOD_MS
+
+    def _tof_open(self):
+        if self.tof_dev is None:
+            self.tof_dev = self.tof_opener()  # type: ignore[misc]
+        else:
+            self.tof_dev.init()  # boot wait, identity, configuration, start
+        self._tof_up = True
+        if self._tof_in_fault:
+            self.tof_reinits += 1
+
+    def _tof_failed(self):
+        """A ToF fault: no distance from it until it ranges again; one
+        episode until TOF_RECOVERED results in a row; re-init after a
+        doubling backoff."""
+        self.fusion.valid = False
+        self.tof_errors += 1
+        self._tof_good = 0
+        self._tof_up = False
+        if not self._tof_in_fault:
+            self._tof_in_fault = True
+            self._tof_backoff = BACKOFF_MIN_MS
+            self.tof_faults += 1
+        ms = self._tof_backoff
+        self._tof_backoff = min(2 * ms, BACKOFF_MAX_MS)
+        return ms
+
+    async def tof_loop(self):
+        while True:
+            await asyncio.sleep_ms(self.tof_step())
+
     # ------------------------------------------------------------ the other tasks
     async def alarm_loop(self):
         alarm, clock = self.alarm, self.clock
@@ -314,6 +465,8 @@ class Helmet:
             tasks.append(asyncio.create_task(self.feeder()))
         if self.ble is not None:
             tasks.append(asyncio.create_task(self.ble.run()))
+        if self.tof_opener is not None and self.fusion is not None:
+            tasks.append(asyncio.create_task(self.tof_loop()))
         try:
             await self.sensor_loop(frames)
         finally:
@@ -330,9 +483,12 @@ def main(boot):
     or boot's result, (report, boot event bytes), when the caller booted."""
     frame = new_frame()  # first, before anything else fragments the heap
     report, boot_event = boot() if callable(boot) else boot
+    camera = report.sensor.camera if report.ok else None
+    report = boot = None  # the self-test's objects (and so its module) can go
     import machine
 
     import board
+    import calstore
     import config
     from alarm import Alarm
     from buzzer import Buzzer
@@ -340,7 +496,21 @@ def main(boot):
     from screening import Screening
 
     cfg, _why = config.load()
-    scr = Screening(cfg)
+    cal, _cal_why = calstore.load()  # the bench's blackbody calibration, if any
+    i2c = board.make_i2c()
+    fusion = None
+    tof_open: "Any" = None
+    if tof_fitted(i2c, board.VL53L1X_ADDRESS):
+        import vl53l1x
+        from tof import ToFFusion
+
+        fusion = ToFFusion()
+
+        def tof_open():
+            # initialised in the ToF task (not here: boot goes on meanwhile)
+            return vl53l1x.VL53L1X(i2c, board.VL53L1X_ADDRESS, timing_budget_ms=TOF_PERIOD_MS, period_ms=TOF_PERIOD_MS)
+
+    scr = Screening(cfg, cal, tof=fusion)
     journal = Journal()
     journal.append(protocol.decode_event(boot_event))
     if machine.reset_cause() == machine.WDT_RESET:
@@ -348,8 +518,6 @@ def main(boot):
     buzz = Buzzer(board.make_buzzer_pwm())
     buzz.enabled = cfg.buzzer
     alarm = Alarm(buzz, board.make_led())
-    i2c = board.make_i2c()
-    camera = report.sensor.camera if report.ok else None
     helmet = Helmet(
         camera,
         scr,
@@ -358,15 +526,17 @@ def main(boot):
         button=board.make_button(),
         frame=frame,
         opener=lambda: mlx90640.MLX90640(i2c, board.MLX90640_ADDRESS),
+        tof=fusion,
+        tof_opener=tof_open,
     )
-    radio = _radio(journal, cfg, helmet, buzz)
+    radio = _radio(journal, cfg, helmet)
     if radio is not None:
         helmet.attach_ble(radio)
     helmet.wdt = machine.WDT(timeout=WDT_TIMEOUT_MS)  # last: from here on only progress feeds it
     asyncio.run(helmet.run())
 
 
-def _radio(journal, cfg, helmet, buzz):
+def _radio(journal, cfg, helmet):
     """The GATT server, or None when the radio does not start."""
     import binascii
 
@@ -377,9 +547,10 @@ def _radio(journal, cfg, helmet, buzz):
     from ble_server import BleServer
 
     def on_config(new_cfg):
-        # persisted; the buzzer follows at once, thresholds at the next boot
+        # persisted first (a failed save fails the request and changes
+        # nothing), then applied at once
         config.save(new_cfg)
-        buzz.enabled = new_cfg.buzzer
+        helmet.apply_config(new_cfg)
 
     try:
         return BleServer(

@@ -1,8 +1,11 @@
 """The per-frame screening pipeline: detect -> track -> measure -> decide.
 
-Screening.process(frame, ta_c, unix_time) takes one 768-float frame (degC at
-emissivity 1, row-major, row 0 at the top) and calls `sink(event)` with a
-protocol.ScreeningEvent whenever a person's confirmed outcome changes.
+Screening.process(frame, ta_c, unix_time, t_ms) takes one 768-float frame
+(degC at emissivity 1, row-major, row 0 at the top) and calls `sink(event)`
+with a protocol.ScreeningEvent whenever a person's confirmed outcome changes.
+t_ms is the frame's time on the clock the ToF readings are stamped with
+(time.ticks_ms: the helmet's clock); it only decides whether the fusion's
+reading is fresh.  reconfigure(cfg) applies a new configuration at once.
 
 Per track (preallocated slots, one calibration.Decider each):
 - best-conditioned reading: a frame's reading replaces the kept one when
@@ -119,6 +122,23 @@ class Screening:
         self.ko_left = zeros("I", KEEP_OUT_ZONES)  # frames left; 0 = free
         self.box = bytearray(4 * n)  # per track: its blob's box last seen (r0, r1, c0, c1)
         self.keep_out_frames = int(KEEP_OUT_S * rate)
+
+    def reconfigure(self, cfg):
+        """Apply a new configuration (the app's OP_SET_CONFIG) from the next
+        frame on: threshold, hysteresis and coverage k of every track's
+        decision rule, skin-to-core offset, confirmation frames.  Outcomes
+        already reported stand (FEVER stays final); a track's next event
+        follows the new rule.  Frame rate and emissivity take effect at the
+        next boot (the detector, tracker and sensor are built for a rate; a
+        kept reading's skin estimate was made with the old emissivity).
+        Raises OutOfRange (nothing changed) for an invalid cfg."""
+        cfg.validate()
+        for d in self.deciders:
+            # the Decider reads these per update: plain attributes, no allocation per frame
+            d.threshold_c = float(cfg.threshold_c)
+            d.hysteresis_c = float(cfg.hysteresis_c)
+            d.k = float(cfg.coverage_k)
+        self.cfg = cfg  # offset, confirm_frames and k (events) are read from it per frame
 
     def _reset_slot(self, t):
         self.deciders[t].reset()

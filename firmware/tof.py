@@ -121,10 +121,18 @@ class ToFFusion:
         self.t_ms = t_ms
 
     def fresh(self, t_ms):
+        """Is the reading valid and at most max_age_ms older than t_ms (ticks
+        of the same clock, time.ticks_ms: compared with ticks_diff, so the
+        wrap does not matter)?  A reading taken after t_ms is not used; a
+        stale one is dropped, so that it cannot look fresh again once the
+        ticks have gone half a period further (ticks_diff's range)."""
         if not self.valid:
             return False
         age = time.ticks_diff(t_ms, self.t_ms)
-        return 0 <= age <= self.max_age_ms
+        if age > self.max_age_ms:
+            self.valid = False
+            return False
+        return age >= 0
 
     def cone_offset(self, x, y, weq=0.0):
         """Squared tangent of the angle from the ToF axis to the nearest

@@ -78,7 +78,7 @@ class FakeScreening:
         self.frames = 0
         self.bad = 0
 
-    def process(self, frame, ta_c=0.0, unix_time=0):
+    def process(self, frame, ta_c=0.0, unix_time=0, t_ms=0):
         self.frames += 1
         if frame[0] != 25.0 or ta_c != 30.0:
             self.bad += 1
@@ -244,7 +244,7 @@ def test_real_driver_faults_on_the_virtual_sensor():
     scr = FakeScreening()
     seen = []
 
-    def check(frame, ta_c=0.0, unix_time=0):
+    def check(frame, ta_c=0.0, unix_time=0, t_ms=0):
         seen.append(min(frame) > 21.9 and max(frame) < 22.1)
 
     scr.process = check
@@ -383,7 +383,7 @@ def test_loop_step_allocates_nothing_of_its_own():
     import micropython
 
     class Lean(FakeScreening):
-        def process(self, frame, ta_c=0.0, unix_time=0):
+        def process(self, frame, ta_c=0.0, unix_time=0, t_ms=0):
             self.frames += 1  # (reading a float pixel would box it: an allocation)
             return 0
 
