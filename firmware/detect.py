@@ -330,6 +330,8 @@ class Detector:
         self.h_nskin = bytearray(MAX_HEADS)  # skin-like pixels (>= 85 % of peak excess)
         self.h_edge = bytearray(MAX_HEADS)  # 1 = the head touches the left/right border (partly outside)
         self.h_interior = bytearray(MAX_HEADS)  # peak's 4 neighbours skin-like too
+        self.h_nint = bytearray(MAX_HEADS)  # interior pixels (each could have been the reading)
+        self.h_nb = zeros("f", 4 * MAX_HEADS)  # the reading pixel's left, right, up, down neighbours
         self.h_x = zeros("f", MAX_HEADS)  # head centre column (px)
         self.h_y = zeros("f", MAX_HEADS)  # head centre row (px)
         self.rejects = zeros("H", 4)
@@ -574,7 +576,10 @@ class Detector:
         # maximum), in a head with at least 5 skin-like pixels: that pixel
         # sees skin only.  The hottest such pixel is the reading when the
         # global peak sits on the face's edge (next to glasses, hair, a mask).
+        # nint counts the interior pixels: the ones that competed for the
+        # reading's maximum (measure's order-statistics correction)
         interior = 0
+        nint = 0
         if nskin >= 5:
             best = -300.0
             best_i = -1
@@ -585,15 +590,27 @@ class Detector:
                     if lab[i] != n:
                         continue
                     v = frame[i]
-                    if v <= best or v < skin_t:
+                    if v < skin_t:
                         continue
                     if self._interior(frame, i, n, skin_t):
-                        best = v
-                        best_i = i
+                        nint += 1
+                        if v > best:
+                            best = v
+                            best_i = i
             if best_i >= 0:
                 interior = 1
                 peak = best_i
                 peak_c = best
+        # the reading pixel's 4 neighbours (itself beyond the image border):
+        # measure estimates from them what the PSF takes from the reading
+        pr = peak // W
+        pc = peak - pr * W
+        nb = self.h_nb
+        o = 4 * self.n_heads
+        nb[o] = frame[peak - 1] if pc > 0 else peak_c
+        nb[o + 1] = frame[peak + 1] if pc < W - 1 else peak_c
+        nb[o + 2] = frame[peak - W] if pr > 0 else peak_c
+        nb[o + 3] = frame[peak + W] if pr < H - 1 else peak_c
         # equivalent width of the widest row: excess radiance relative to the
         # peak's (or to nominal skin, for tiny heads whose peak is itself mixed)
         ref = ex_peak
@@ -625,6 +642,7 @@ class Detector:
         self.h_ncand[k] = ncand if ncand < 255 else 255
         self.h_nskin[k] = nskin if nskin < 255 else 255
         self.h_interior[k] = interior
+        self.h_nint[k] = nint if nint < 255 else 255
         self.h_edge[k] = 1 if a == 0 or z == W - 1 else 0
         self.h_x[k] = 0.5 * (a + z) + 0.5
         self.h_y[k] = r0 + 0.5 * rows

@@ -5,21 +5,34 @@ module only chooses its inputs (degC, metres; u_* are 1-sigma):
 
 - apparent: the head's hottest pixel, minus the expected maximum of the n
   pixels that could have been the maximum (order statistics of Gaussian
-  noise, MAX_BIAS); its noise is the spread of that maximum (MAX_SD).
+  noise, MAX_BIAS): the interior pixels when the reading is interior (only
+  they competed), else the skin-like ones; its noise is the spread of that
+  maximum (MAX_SD).
   Both through the device Calibration (adds its uncertainty).
 - background: the adaptive background behind the head; u_background
   covers hair/ears warmer than the background in a mixed pixel.
 - distance: d = HEAD_WIDTH_M / (equivalent head width px * pixel pitch),
   u from head-size spread (HEAD_WIDTH_REL_U) and half a pixel of width.
-- fill fraction of the peak pixel:
-  * interior peak (its 4 neighbours read within noise of it): the pixel
-    sees skin only, f = 0.99 +/- 0.012 (PSF leakage allowance);
-  * otherwise geometry: a face of FACE_W_M x FACE_H_M at distance d spans
-    w x h pixels; per axis the best pixel's coverage lies between w/2
+- fill fraction of the peak pixel = its geometric skin cover c times what
+  the PSF keeps of it.  The PSF (documented assumption: Gaussian, sigma
+  0.4 px, like tools/scene's optics; 1-D taps 0.919 / 0.040) mixes in each
+  side neighbour with weight PSF_NB_W and the diagonals with PSF_DIAG_W:
+  f = c * (1 - PSF_NB_W * sum(1 - e_n) - PSF_DIAG_W / 2), e_n the 4 side
+  neighbours' excess radiance relative to the reading (measured, clipped to
+  [0, 1]; the diagonals are not measured: half their weight, either way);
+  * interior peak (its 4 neighbours read within noise of it): c = 1,
+    u_f = 0.012 (the whole PSF allowance: neighbours >= 90 % skin, a wider
+    real PSF);
+  * otherwise c is the EXPECTED best-pixel cover of a face FACE_W_M x
+    FACE_H_M at the estimated distance (face edge at a uniformly random
+    sub-pixel phase, per axis, closed form in _axis_cov), and u_f spans the
+    geometric bounds: per axis the best pixel's coverage lies between w/2
     (face split over two pixels) and min(1, w); the PSF takes up to 15 %
-    more.  f is the middle of [lo, hi] over the distance interval, u_f half
-    its width (a bound used as 1-sigma: conservative).  Far away f - u_f
-    approaches 0 and the skin uncertainty explodes: RECHECK, never CLEAR.
+    more; bounds over the distance interval, and a peak not verified all
+    skin may be on the face's edge (UNRESOLVED_MAX_LO).  The centre is the
+    best point estimate, the interval is at least as wide as the bounds (a
+    bound used as 1-sigma: conservative).  Far away f - u_f approaches 0
+    and the skin uncertainty explodes: RECHECK, never CLEAR.
 - occlusion (glasses, mask, hat): fewer skin-like pixels than the face
   size implies (OCCLUSION_RATIO); the fraction's lower bound is halved.
 - emissivity: calibration.correct_emissivity with the configured skin
@@ -37,11 +50,14 @@ WIDTH_PX_U = 0.7  # scatter of the measured width in pixels (sub-pixel phase, ha
 FACE_W_M = 0.13  # visible face skin, width and height
 FACE_H_M = 0.18
 PSF_SIDE_LOSS = 0.04  # share of a pixel's signal the PSF (sigma 0.4 px) trades with one side neighbour
-INTERIOR_FRACTION = 0.99
+PSF_NB_W = 0.0371  # 2-D weight of one side neighbour in a pixel's signal (0.919 * 0.0404)
+PSF_DIAG_W = 0.0065  # the 4 diagonal neighbours together (4 * 0.0404 ** 2)
+OCCLUDED_FACE_H_M = 0.09  # skin band a mask or glasses leave (about half the face)
 INTERIOR_U_FRACTION = 0.012
 UNRESOLVED_MAX_LO = 0.85  # lower fraction bound for a peak pixel not verified all skin
 OCCLUSION_RATIO = 0.4  # skin-like pixels below this share of the face area: occluded
 MIN_FACE_PX_FOR_OCCLUSION = 2.5
+FRAGMENT_WIDTH_RATIO = 0.7  # a head narrower than this share of its track's width is a fragment
 PLAUSIBLE_SKIN_MAX_C = 43.0
 PLAUSIBLE_SKIN_MIN_C = 31.5  # colder than any face even in cold air: not a face
 # E[max of n standard normals] and its standard deviation for n = 1..16, then
@@ -75,6 +91,39 @@ def _axis_hi(w):
     if w >= 2.0:
         return c - 0.5 * PSF_SIDE_LOSS
     return c - PSF_SIDE_LOSS * c
+
+
+def _axis_cov(w):
+    """Expected geometric cover of the best pixel along one axis for a face
+    w pixels long whose edge falls at a uniformly random sub-pixel phase
+    (integral of max over pixels of the overlap, in closed form)."""
+    if w >= 2.0:
+        return 1.0
+    if w >= 1.0:
+        u = 1.0 - 0.5 * w
+        return u + u * u + (w - 1.0) * (1.0 + u)
+    return w - 0.25 * w * w
+
+
+def _psf_keep(app_c, bg_c, nb, o):
+    """Share of the reading pixel's signal the PSF keeps from its own
+    area, from its 4 side neighbours' excess radiance relative to the
+    reading (1 = as warm, 0 = background)."""
+    kb = calibration.KELVIN + bg_c
+    kb *= kb
+    rb = kb * kb
+    ka = calibration.KELVIN + app_c
+    ka *= ka
+    ex = ka * ka - rb
+    deficit = 0.0
+    if ex > 0.0:
+        for j in range(o, o + 4):
+            k = calibration.KELVIN + nb[j]
+            k *= k
+            e = (k * k - rb) / ex
+            if e < 1.0:
+                deficit += 1.0 - e if e > 0.0 else 1.0
+    return 1.0 - PSF_NB_W * deficit - 0.5 * PSF_DIAG_W
 
 
 def fraction_bounds(d_lo, d_hi, occluded):
@@ -123,6 +172,11 @@ class Measurer:
         sigma = det.sigma_c
         if weq is None:
             weq = det.h_weq[k]
+        elif det.h_weq[k] < FRAGMENT_WIDTH_RATIO * weq:
+            # this frame's head is much narrower than the track's: a fragment
+            # (hair above a cool glasses band), not the face; a head does not
+            # halve its width in a frame
+            return r
         if weq < 0.3:
             weq = 0.3
         if distance_m is None:
@@ -138,28 +192,43 @@ class Measurer:
         occluded = fw >= MIN_FACE_PX_FOR_OCCLUSION and det.h_nskin[k] < OCCLUSION_RATIO * fw * fh
         r.occluded = occluded
         r.resolved = bool(det.h_interior[k]) and fw >= 2.0 and fh >= 2.0
-        if r.resolved:
-            f = INTERIOR_FRACTION
-            uf = INTERIOR_U_FRACTION
-        else:
-            f, uf = fraction_bounds(d / (1.0 + rel), d * (1.0 + rel), occluded)
-            # the peak's neighbours are not all skin-hot: whatever the face
-            # size, this pixel may sit on the face's edge
-            if f - uf > UNRESOLVED_MAX_LO:
-                lo = UNRESOLVED_MAX_LO
-                hi = f + uf
-                f = 0.5 * (lo + hi)
-                uf = 0.5 * (hi - lo)
-        r.fraction = f
-        r.u_fraction = uf
-        # the peak is the maximum of the n skin-like pixels: remove the noise's
-        # expected share of it (order statistics), keep its spread
-        n = det.h_nskin[k]
+        # the peak is the maximum of the n pixels that competed for it (the
+        # interior ones when it is interior, else the skin-like ones): remove
+        # the noise's expected share of it (order statistics), keep its spread
+        n = det.h_nint[k] if r.resolved else det.h_nskin[k]
         j = 0
         while j + 1 < len(MAX_N) and MAX_N[j + 1] <= n:
             j += 1
         app = det.h_peak_c[k] - MAX_BIAS[j] * sigma
         u_app = sigma * ((MAX_SD[j] ** 2 + (0.3 * MAX_BIAS[j]) ** 2) ** 0.5)
+        keep = _psf_keep(app, det.h_bg_c[k], det.h_nb, 4 * k)
+        if r.resolved:
+            f = keep
+            uf = INTERIOR_U_FRACTION
+        else:
+            fm, fu = fraction_bounds(d / (1.0 + rel), d * (1.0 + rel), occluded)
+            lo = fm - fu
+            hi = fm + fu
+            # the peak's neighbours are not all skin-hot: whatever the face
+            # size, this pixel may sit on the face's edge
+            if lo > UNRESOLVED_MAX_LO:
+                lo = UNRESOLVED_MAX_LO
+            # centre: the expected cover at the estimated distance, times
+            # what the PSF keeps (measured); the bounds stay inside f +/- u_f
+            fh_c = (OCCLUDED_FACE_H_M if occluded else FACE_H_M) / (d * PY_M)
+            if fw >= 1.0 and fh_c >= 1.0:
+                f = _axis_cov(fw) * _axis_cov(fh_c) * keep
+            else:
+                # under a pixel the cover hangs on the unknown sub-pixel phase
+                # and on a distance from a 1-2 px head: the interval's middle
+                f = 0.5 * (lo + hi)
+            if f > hi:
+                f = hi
+            if f < lo:
+                f = lo
+            uf = hi - f if hi - f > f - lo else f - lo
+        r.fraction = f
+        r.u_fraction = uf
         cal = self.cal
         try:
             t_app, u_app_c = cal.apply_with_uncertainty(app, u_app)

@@ -140,3 +140,16 @@ def test_scene_player_streams_into_one_buffer():
     assert abs(p.frame[0] - 21.0) < 1e-6
     assert not p.next()
     p.close()
+
+
+def test_interior_pixels_counted_and_peak_neighbours_kept():
+    d = detect.Detector(8.0)
+    d.process(frame())
+    f = frame()
+    person(f)  # 4 x 7 head: interior pixels are columns 16-17, rows 7-11
+    d.process(f)
+    assert d.h_interior[0] == 1
+    assert d.h_nint[0] == 10
+    p = d.h_peak[0]
+    for j, q in enumerate((p - 1, p + 1, p - W, p + W)):
+        near(d.h_nb[j], f[q], 1e-4)

@@ -79,3 +79,40 @@ def test_occluded_face_has_wider_fraction():
     f0, u0 = measure.fraction_bounds(2.5, 3.0, False)
     f1, u1 = measure.fraction_bounds(2.5, 3.0, True)
     assert u1 > u0 and f1 < f0
+
+
+def test_expected_cover_of_the_best_pixel():
+    # face edge at a random sub-pixel phase: 1 px long -> max(1 - p, p) averages 0.75
+    near(measure._axis_cov(1.0), 0.75, 1e-6)
+    near(measure._axis_cov(2.0), 1.0, 1e-6)
+    near(measure._axis_cov(0.5), 0.4375, 1e-6)
+    assert measure._axis_cov(1.5) < measure._axis_cov(1.9) < 1.0
+
+
+def test_resolved_face_fraction_is_measured_from_neighbours():
+    # a uniform face: the reading pixel's neighbours are as warm as it, the
+    # PSF takes nothing but the unmeasured diagonal allowance
+    app = calibration.apparent_from_object(35.0, calibration.SKIN_EMISSIVITY, 22.0)
+    d = scene(app)
+    r = measure.Measurer().measure(d, 0, 22.0)
+    assert r.resolved
+    near(r.fraction, 1.0 - 0.5 * measure.PSF_DIAG_W, 0.002)
+    assert r.u_fraction >= 0.012  # the uncertainty is not shrunk
+
+
+def test_unresolved_large_face_centre_is_expected_cover():
+    # a face several pixels across whose peak is not interior: the centre is
+    # the expected cover times the PSF's share, and the interval still
+    # reaches the edge-pixel bound
+    d = scene(30.0, w=3, h=4)
+    d.h_interior[0] = 0
+    r = measure.Measurer().measure(d, 0, 22.0)
+    assert not r.resolved
+    assert r.fraction - r.u_fraction <= measure.UNRESOLVED_MAX_LO + 1e-6
+    assert r.fraction > 0.9
+
+
+def test_head_fragment_gives_no_reading():
+    d = scene(34.0, w=5)
+    r = measure.Measurer().measure(d, 0, 22.0, weq=2.0 * d.h_weq[0])
+    assert not r.ok
