@@ -6,10 +6,9 @@ instead of scraping the console.  Judgement (thresholds, dead-pixel search,
 pass/fail) stays on the host, where it is easy to change and to explain; the
 helmet only measures and reports.
 
-Also the firmware's reading side of the blackbody calibration:
-``load_calibration()`` returns the calibration written by the bench (the
-shared ``calibration.Calibration`` record in ``calibration.json``) or the
-identity with the reason it is not used.
+Also the bench's side of the blackbody calibration: ``write_calibration``
+stores the record the host fitted (firmware/calstore.py, which the helmet
+reads at boot) and ``read_calibration`` reports what the helmet will use.
 
 Raw thermal frames leave the helmet only through these bench functions (and
 live view): never during screening.
@@ -27,12 +26,13 @@ import machine
 
 import board
 import calibration
+import calstore
 import mlx90640
 import selftest as boot_selftest
 import version
 from buzzer import Buzzer
 
-CALIBRATION_PATH = "calibration.json"
+CALIBRATION_PATH = calstore.PATH
 PIXEL_NA = -32768  # int16 code of a NaN or unreadable pixel
 MARK = "BENCH "
 
@@ -217,32 +217,15 @@ def frames(count, rate_hz=4):
 
 
 def load_calibration(path=CALIBRATION_PATH):
-    """(Calibration, reason): the bench calibration, or the identity (an
-    uncalibrated sensor, with its larger uncertainty) and why: "missing" or
-    "invalid: ..."; reason None means the file was used."""
-    try:
-        with open(path) as f:
-            text = f.read()
-    except OSError:
-        return calibration.IDENTITY, "missing"
-    try:
-        return calibration.Calibration.from_json(text), None
-    except ValueError as exc:
-        return calibration.IDENTITY, "invalid: %s" % exc
+    """(Calibration, reason): what the helmet screens with (calstore.load)."""
+    return calstore.load(path)
 
 
 def write_calibration(text, path=CALIBRATION_PATH):
-    """Validate and store a calibration record atomically, then report what
-    the firmware reads back."""
+    """Validate and store a calibration record, then report what the
+    firmware reads back."""
     cal = calibration.Calibration.from_json(text)  # refuse a bad record before touching flash
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(cal.to_json())
-    try:
-        os.remove(path)  # FAT's rename does not replace an existing file
-    except OSError:
-        pass
-    os.rename(tmp, path)
+    calstore.store(cal, path)
     back, reason = load_calibration(path)
     _emit({"stored": reason is None and back == cal, "reason": reason, "record": back.to_json()})
 

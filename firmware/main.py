@@ -7,9 +7,10 @@ with bad data (the helmet never screens without a working sensor).  After boot
 the helmet's main loop (helmet.main) screens until power-off.
 """
 
+import sys
+
 import board
 import protocol
-import selftest
 from buzzer import Buzzer
 
 
@@ -27,7 +28,13 @@ def boot(sleep_ms=None):
     """Self-test the hardware; returns (report, boot event bytes)."""
     pwm = board.make_buzzer_pwm()
     buzzer = Buzzer(pwm) if sleep_ms is None else Buzzer(pwm, sleep_ms)
+    # imported here and let go of afterwards: the self-test runs once, and
+    # its code and objects are RAM the screening needs (the caller drops
+    # the report once it has taken the camera)
+    import selftest
+
     report = selftest.run(board.make_i2c(), buzzer, board.make_led(), board.make_battery_adc())
+    sys.modules.pop("selftest", None)
     print(report.summary())
     return report, boot_event(report)
 
