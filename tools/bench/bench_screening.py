@@ -244,6 +244,8 @@ def person_results(res, truth):
             best = 1e9
             for p in frames[pos[2]]["people"]:
                 b = p["head_bbox_px"]
+                if p["hidden_by"] and not p["skin_pixels"]:
+                    continue  # a head hidden behind someone nearer is not the one tracked
                 if b and p["in_fov"] and b[0] - 1 <= pos[0] <= b[2] + 1 and b[1] - 1 <= pos[1] <= b[3] + 1:
                     # a far head inside a near person's box is the far person's
                     dd = (pos[0] - 0.5 * (b[0] + b[2])) ** 2 + (pos[1] - 0.5 * (b[1] + b[3])) ** 2

@@ -150,11 +150,12 @@ class Phone:
             self.last = self._struct.unpack_from("<I", data, 2)[0]
 
     def tick(self, ack):
-        import protocol
+        import protocol_control
 
         self.central.process()
         if ack and self.last > self.acked:
-            self.central.write(self.server._h_control, protocol.encode_command(protocol.OP_ACK, self.last))
+            command = protocol_control.encode_command(protocol_control.OP_ACK, self.last)
+            self.central.write(self.server._h_control, command)
             self.acked = self.last
         self.central.process()
 
@@ -255,15 +256,20 @@ def main(args):
     if not report.ok:
         print("BOOT FAILED")
         return 3
+    camera = report.sensor.camera
+    report = boot_main = None  # as helmet.main: the self-test's objects go
+    sys.modules.pop("main", None)  # on the helmet main.py is __main__, not a module kept here
     import machine
 
+    import calstore
+    import config
     import protocol
     from alarm import Alarm
     from buzzer import Buzzer
     from journal import Journal
     from screening import Screening
 
-    cam = SceneCamera(report.sensor.camera, sensor, player, every, None)
+    cam = SceneCamera(camera, sensor, player, every, None)
     state = {"pwm": 0}
 
     class TapJournal(Journal):
@@ -272,7 +278,9 @@ def main(args):
             print("EVENT", cam.shown_pass, cam.shown, binascii.hexlify(protocol.encode_event(ev)).decode())
             return seq
 
-    scr = Screening(protocol.DeviceConfig())
+    cfg, _why = config.load()  # the board's flash, as helmet.main
+    cal, _why = calstore.load()
+    scr = Screening(cfg, cal)
     journal = TapJournal()
     journal.append(protocol.decode_event(boot_event))
     gc.collect()
@@ -313,8 +321,8 @@ def main(args):
     if tracks:
         process = scr.process
 
-        def traced(frame, ta_c=0.0, unix_time=0):
-            n = process(frame, ta_c, unix_time)
+        def traced(frame, ta_c=0.0, unix_time=0, t_ms=0):
+            n = process(frame, ta_c, unix_time, t_ms)
             for t in range(len(trk.active)):
                 if trk.active[t] and not scr.obj[t] and trk.seen[t]:
                     print(
