@@ -65,6 +65,11 @@ DEFAULT_OFFSET_UNCERTAINTY_C = 0.4
 OFFSET_REFERENCE_AMBIENT_C = 23.0
 OFFSET_AMBIENT_SLOPE = 0.15
 OFFSET_AMBIENT_SLOPE_UNCERTAINTY = 0.05
+# The air correction stops at a minimum offset: in steady state heat flows
+# from core to skin, so facial skin stays below core even in hot air, where
+# the gradient shrinks to a few tenths of a degC.  Without this floor the
+# slope would put the face above the core in air hotter than ~31.7 degC.
+MIN_SKIN_TO_CORE_OFFSET_C = 0.3
 
 DEFAULT_HYSTERESIS_C = 0.1
 DEFAULT_COVERAGE_K = 2.0  # expanded uncertainty, ~95 % for a normal error
@@ -275,7 +280,11 @@ def core_from_skin(
     With ``ambient_c`` (air temperature, degC) the offset is corrected for the
     air: offset + OFFSET_AMBIENT_SLOPE * (OFFSET_REFERENCE_AMBIENT_C - ambient),
     with OFFSET_AMBIENT_SLOPE_UNCERTAINTY * |reference - ambient| added to the
-    offset's uncertainty.  Without it the offset is taken as it is."""
+    offset's uncertainty.  The correction never takes the offset below
+    MIN_SKIN_TO_CORE_OFFSET_C (skin stays below core in hot air), nor below
+    offset_c when that calibrated value is itself smaller; the air term's
+    uncertainty applies in full also when this floor is reached.  Without
+    ``ambient_c`` the offset is taken as it is."""
     ts = _temp("t_skin_c", t_skin_c)
     us = _unc("u_skin_c", u_skin_c)
     off = _finite("offset_c", offset_c)
@@ -285,7 +294,12 @@ def core_from_skin(
     u_air = 0.0
     if ambient_c is not None:
         away = OFFSET_REFERENCE_AMBIENT_C - _temp("ambient_c", ambient_c)
+        # A site calibration below the minimum is kept as it is at the
+        # reference ambient; hot air just cannot lower it further.
+        floor = MIN_SKIN_TO_CORE_OFFSET_C if off > MIN_SKIN_TO_CORE_OFFSET_C else off
         off += OFFSET_AMBIENT_SLOPE * away
+        if off < floor:
+            off = floor
         u_air = OFFSET_AMBIENT_SLOPE_UNCERTAINTY * abs(away)
     return ts + off, _quad((1.0, us), (1.0, uo), (1.0, u_air))
 

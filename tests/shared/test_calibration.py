@@ -151,13 +151,49 @@ def test_core_from_skin():
 def test_offset_follows_the_air_and_grows_less_certain_away_from_the_reference():
     at_ref = cal.core_from_skin(35.0, 0.3, 1.3, 0.4, cal.OFFSET_REFERENCE_AMBIENT_C)
     assert at_ref == cal.core_from_skin(35.0, 0.3, 1.3, 0.4)
-    cold = cal.core_from_skin(35.0, 0.3, 1.3, 0.4, 15.0)
-    hot = cal.core_from_skin(35.0, 0.3, 1.3, 0.4, 31.0)
-    near(cold[0], 35.0 + 1.3 + 8 * cal.OFFSET_AMBIENT_SLOPE, 1e-9)  # cold skin: larger offset
-    near(hot[0], 35.0 + 1.3 - 8 * cal.OFFSET_AMBIENT_SLOPE, 1e-9)
+    cold = cal.core_from_skin(35.0, 0.3, 1.3, 0.4, 17.0)
+    hot = cal.core_from_skin(35.0, 0.3, 1.3, 0.4, 29.0)  # offset 0.4: not yet at the floor
+    near(cold[0], 35.0 + 1.3 + 6 * cal.OFFSET_AMBIENT_SLOPE, 1e-9)  # cold skin: larger offset
+    near(hot[0], 35.0 + 1.3 - 6 * cal.OFFSET_AMBIENT_SLOPE, 1e-9)
     assert cold[1] > at_ref[1] and near(cold[1], hot[1], 1e-12) is None
     with raises(cal.InvalidInput, match="ambient_c"):
         cal.core_from_skin(35.0, 0.3, 1.3, 0.4, float("nan"))
+
+
+def _u_without_floor(u_skin, u_offset, ambient):
+    # The uncertainty the air correction had before the floor existed.
+    u_air = cal.OFFSET_AMBIENT_SLOPE_UNCERTAINTY * abs(cal.OFFSET_REFERENCE_AMBIENT_C - ambient)
+    return math.sqrt(u_skin**2 + u_offset**2 + u_air**2)
+
+
+def test_skin_stays_below_core_in_hot_air():
+    # Unfloored, 1.3 + 0.15 * (23 - 32) = -0.05: a face hotter than the core.
+    assert cal.MIN_SKIN_TO_CORE_OFFSET_C == 0.3
+    for ambient in (30.0, 32.0, 36.0, 45.0):
+        core, u = cal.core_from_skin(35.0, 0.3, 1.3, 0.4, ambient)
+        assert core >= 35.0 + cal.MIN_SKIN_TO_CORE_OFFSET_C, (ambient, core)
+        near(core, 35.0 + cal.MIN_SKIN_TO_CORE_OFFSET_C, 1e-9)
+        # The floor does not make the air correction any more certain.
+        assert u >= _u_without_floor(0.3, 0.4, ambient) - 1e-12, (ambient, u)
+        near(u, _u_without_floor(0.3, 0.4, ambient), 1e-9)
+    # Below the floor's onset (1.3 + 0.15 * (23 - a) = 0.3 at a ~= 29.7) the slope applies as before.
+    near(cal.core_from_skin(35.0, 0.3, 1.3, 0.4, 29.0)[0], 35.0 + 1.3 - 6 * 0.15, 1e-9)
+    # Unchanged at the reference ambient and in cold air.
+    assert cal.core_from_skin(35.0, 0.3, 1.3, 0.4, 23.0) == cal.core_from_skin(35.0, 0.3, 1.3, 0.4)
+    near(cal.core_from_skin(35.0, 0.3, 1.3, 0.4, 15.0)[0], 35.0 + 1.3 + 8 * 0.15, 1e-9)
+    # Default arguments, as the firmware calls it.
+    core, u = cal.core_from_skin(36.0, 0.2, ambient_c=32.0)
+    near(core, 36.3, 1e-9)
+    assert u >= _u_without_floor(0.2, cal.DEFAULT_OFFSET_UNCERTAINTY_C, 32.0) - 1e-12
+
+
+def test_hot_air_floor_keeps_a_smaller_site_calibration():
+    # A site offset already below the floor is its own floor: kept as
+    # calibrated at the reference ambient, never lowered further by hot air.
+    assert cal.core_from_skin(35.0, 0.3, 0.1, 0.4, 23.0) == cal.core_from_skin(35.0, 0.3, 0.1, 0.4)
+    near(cal.core_from_skin(35.0, 0.3, 0.1, 0.4, 36.0)[0], 35.1, 1e-9)
+    near(cal.core_from_skin(35.0, 0.3, -0.5, 0.1, 30.0)[0], 34.5, 1e-9)
+    near(cal.core_from_skin(35.0, 0.3, 0.1, 0.4, 15.0)[0], 35.0 + 0.1 + 8 * 0.15, 1e-9)
 
 
 def test_feverish_face_in_cold_air_is_not_cleared():
