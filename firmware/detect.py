@@ -30,9 +30,9 @@ equivalent head width in pixels, head box, and counts used by measure.py.
 Units: degC, pixels; rows from the top of the image.
 """
 
-from array import array
-
 import micropython
+
+from buffers import zeros
 
 W = 32
 H = 24
@@ -61,15 +61,6 @@ REJECT_HOT = 0
 REJECT_NO_BODY = 1
 REJECT_SHAPE = 2
 REJECT_SMALL = 3
-
-
-def zeros(typecode, n):
-    """A zeroed array without a temporary of the same size (array(tc, range(n))
-    is allocated once at its final size; bytes(4 * n) would double the peak)."""
-    a = array(typecode, range(n))
-    for i in range(n):
-        a[i] = 0
-    return a
 
 
 def _r4(t):

@@ -72,10 +72,10 @@ float Ta and the screening's temporaries are garbage collected as usual).
 
 import asyncio
 import time
-from array import array
 
 import mlx90640
 import protocol
+from buffers import zeros
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -101,12 +101,8 @@ _FRAME_H = 24
 
 
 def new_frame():
-    """The 768-float frame buffer, allocated once at its final size (no
-    temporary of the same size, as bytes(4 * 768) would need)."""
-    a = array("f", range(mlx90640.NPIX))
-    for i in range(mlx90640.NPIX):
-        a[i] = 0.0
-    return a
+    """The 768-float frame buffer (buffers.zeros: no temporary)."""
+    return zeros("f", mlx90640.NPIX)
 
 
 def tof_fitted(i2c, address):

@@ -28,10 +28,10 @@ slots) plus two small buffers, allocated once.
 """
 
 import struct
-from array import array
 from binascii import crc32
 
 import protocol
+from buffers import zeros
 
 SLOT_SIZE = 32
 _EVENT_OFF = 4
@@ -90,7 +90,7 @@ class Journal:
         self.capacity = capacity
         self._meta_path = meta_path
         self._clock = clock  # () -> unix seconds (0 = unknown), stamps overflow faults
-        self._seqs = array("I", bytes(4 * capacity))
+        self._seqs = zeros("I", capacity)
         self._prio = bytearray(capacity)
         self._slot = bytearray(SLOT_SIZE)
         self._meta = bytearray(_META_SIZE)

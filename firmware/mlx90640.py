@@ -48,6 +48,7 @@ import gc
 import math
 
 import mlx90640_fixed as _fx
+from buffers import zeros
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -135,10 +136,10 @@ class Params:
         self.cp_kv = 0.0
         self.il_chess_c = (0.0, 0.0, 0.0)
         # Per-pixel tables, allocated first thing (big blocks on a fresh heap).
-        self.offset = array.array("h", bytes(2 * NPIX))
-        self.alpha = array.array("f", bytes(4 * NPIX))
-        self.ktan = array.array("h", bytes(2 * NPIX))  # kta numerators, exact
-        self.amant = array.array("i", bytes(4 * NPIX))  # 1/alpha mantissas (kernel)
+        self.offset = zeros("h", NPIX)
+        self.alpha = zeros("f", NPIX)
+        self.ktan = zeros("h", NPIX)  # kta numerators, exact
+        self.amant = zeros("i", NPIX)  # 1/alpha mantissas (kernel)
         self.alpha_exp = 0
         self.kta_scale = 0
         self.kta = _ScaledTable(self.ktan, 1)
@@ -510,7 +511,7 @@ def _copy_pixels(p, frame):
     """Pixel words of a list/tuple frame into a reusable array('H')."""
     raw = p._raw
     if raw is None:
-        raw = p._raw = array.array("H", bytes(2 * NPIX))
+        raw = p._raw = zeros("H", NPIX)
     for i in range(NPIX):
         raw[i] = frame[i]
     return raw

@@ -1,13 +1,13 @@
 """MLX90640 device class: owns the I2C bus (internal module; use
 ``mlx90640.MLX90640``, which loads it on first use)."""
 
-import array
 import time
 
 import micropython
 import uctypes
 
 import i2c16
+from buffers import zeros
 from mlx90640 import (
     CONTROL_REG,
     EEPROM_ADDR,
@@ -73,7 +73,7 @@ class MLX90640:
         self.tr_offset = -8.0
         self.repaired = 0
         self._word = bytearray(2)
-        self.frame = array.array("H", bytes(2 * FRAME_WORDS))
+        self.frame = zeros("H", FRAME_WORDS)
         # The bus reads land in the frame's own first 832 words (a byte view:
         # I2C drivers fill bytes) and are turned into host order in place, so
         # no second 1.7 KB buffer stays resident.  The view lives no longer

@@ -36,6 +36,8 @@ import math
 
 import micropython
 
+from buffers import zeros
+
 BIAS = 1 << 29
 TO_OFFSET_Q20 = 286418534  # round(273.15 * 2**20)
 NAN_HI = 0x7FC0
@@ -216,7 +218,7 @@ def root_table():
     """m**0.25 in Q22 for m = 2**29 + k * 2**20, k = 0..512 (2 KB, shared)."""
     global _root_table
     if _root_table is None:
-        t = array.array("i", bytes(4 * 513))
+        t = zeros("i", 513)
         for k in range(513):
             # Start from the float root, then integer Newton steps and a
             # final bracket so the entry is floor(m**0.25 * 2**22) on any port.

@@ -39,23 +39,12 @@ Privacy: nothing of the frame is kept beyond the background model (needed
 for segmentation); per track only numbers.
 """
 
-from array import array
-
 import calibration
 import detect
 import measure
 import protocol
 import track
-
-
-def zeros(typecode, n):
-    """A zeroed array without a temporary of the same size (array(tc, range(n))
-    is allocated once at its final size; bytes(4 * n) would double the peak)."""
-    a = array(typecode, range(n))
-    for i in range(n):
-        a[i] = 0
-    return a
-
+from buffers import zeros
 
 STATIC_S = 120.0  # a "person" that has not moved for 2 minutes is an object
 SYS_BETTER = 0.9

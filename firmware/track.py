@@ -22,17 +22,7 @@ A track also counts how long it has stayed within STILL_PX of an anchor
 All state is preallocated (MAX_TRACKS slots); ids are 1..65535.
 """
 
-from array import array
-
-
-def zeros(typecode, n):
-    """A zeroed array without a temporary of the same size (array(tc, range(n))
-    is allocated once at its final size; bytes(4 * n) would double the peak)."""
-    a = array(typecode, range(n))
-    for i in range(n):
-        a[i] = 0
-    return a
-
+from buffers import zeros
 
 MAX_TRACKS = 8
 GATE_PX = 3.0

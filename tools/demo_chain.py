@@ -270,6 +270,8 @@ async def run_chain(workdir, ui="none", febrile_core_c=FEBRILE_CORE_C, timeout_s
 
         flash = workdir / "flash"
         flash.mkdir(exist_ok=True)
+        # the helmet passed the bench: its blackbody calibration is on flash
+        (flash / "calibration.json").write_text(bench_soak.bench_calibration().to_json())
         helmet = CrowdHelmet(recording, c.bridge.address, flash, progress.set)
         await helmet.start()
         stack.push_async_callback(helmet.stop)
