@@ -203,7 +203,7 @@ def run_bench(tmp):
     # The float loop without @micropython.native, from a patched source copy.
     plain_dir = tmp / "plain"
     plain_dir.mkdir()
-    for src in (REPO / "firmware").glob("mlx90640*.py"):
+    for src in [*(REPO / "firmware").glob("mlx90640*.py"), REPO / "firmware" / "buffers.py"]:
         text = src.read_text()
         if src.name == "mlx90640_float.py":
             text = text.replace("@micropython.native\n", "")
