@@ -10,7 +10,6 @@ footprint is reported by tools/simboard/run_crowd.py and the soak bench."""
 INTERPRETERS = ("micropython",)
 
 import asyncio  # noqa: E402
-import os  # noqa: E402
 import time  # noqa: E402
 
 import machine  # noqa: E402
@@ -24,7 +23,7 @@ import mlx90640  # noqa: E402
 import protocol  # noqa: E402
 import simboard  # noqa: E402
 from checks import heapsize, raises  # noqa: E402
-from journal import Journal  # noqa: E402
+from journal_fixtures import fresh_journal, journal_events  # noqa: E402
 
 GARBAGE = 99.0  # what a half-read frame holds: screening must never see it
 
@@ -112,24 +111,6 @@ class FakeBle:
             await asyncio.sleep_ms(1000)
 
 
-def fresh_journal():
-    for name in ("journal.bin", "journal.meta"):
-        try:
-            os.remove(name)
-        except OSError:
-            pass
-    return Journal(capacity=32)
-
-
-def events(journal):
-    buf = bytearray(protocol.EVENT_SIZE)
-    out = []
-    for seq in range(1, journal.next_seq):
-        assert journal.read_into(seq, buf)
-        out.append(protocol.decode_event(buf))
-    return out
-
-
 def build(camera=None, script=None, ble=False, wdt=None, feed_ms=helmet.FEED_MS):
     simboard.reset_board()
     simboard.set_clock(None)
@@ -150,7 +131,7 @@ def build(camera=None, script=None, ble=False, wdt=None, feed_ms=helmet.FEED_MS)
 
 
 def faults(journal):
-    return [e.outcome for e in events(journal) if e.kind == protocol.EVENT_FAULT]
+    return [e.outcome for e in journal_events(journal) if e.kind == protocol.EVENT_FAULT]
 
 
 def tones():
@@ -164,7 +145,7 @@ def test_events_flow_to_alarm_journal_and_radio():
     h.camera.frame_ms = 10  # the alarm ticks between frames
     asyncio.run(h.run(frames=8))
     assert h.frames == 8 and h.screening.frames == 8
-    assert [e.outcome for e in events(h.journal)] == [calibration.FEVER, calibration.CLEAR]  # journaled once
+    assert [e.outcome for e in journal_events(h.journal)] == [calibration.FEVER, calibration.CLEAR]  # journaled once
     assert h.ble.recorded == [calibration.FEVER, calibration.CLEAR]
     assert h.alarm.alarmed_track == 3  # the FEVER event reached the alarm
     assert tones() and tones()[0][1] == buzzer.FEVER[0][0]
@@ -176,7 +157,7 @@ def test_events_flow_to_alarm_journal_and_radio():
 def test_without_radio_events_go_to_the_journal():
     h = build(script={2: calibration.RECHECK})
     asyncio.run(h.run(frames=3))
-    assert [e.outcome for e in events(h.journal)] == [calibration.RECHECK]
+    assert [e.outcome for e in journal_events(h.journal)] == [calibration.RECHECK]
 
 
 @heapsize("160k")
@@ -369,7 +350,7 @@ def test_button_acknowledges_the_alarm_and_marks_later_events():
     asyncio.run(main())
     assert h.alarm.silenced and h.alarm.pattern is None
     assert simboard.pwm_timeline[board.BUZZER_PIN][-1][2] == 0  # buzzer silent
-    evs = events(h.journal)
+    evs = journal_events(h.journal)
     assert [e.outcome for e in evs] == [calibration.FEVER, calibration.CLEAR]
     assert not evs[0].flags & protocol.FLAG_ALARM_SILENCED
     assert evs[1].flags & protocol.FLAG_ALARM_SILENCED
@@ -428,5 +409,5 @@ def test_events_carry_the_time_the_app_set():
     h = build(cam)
     h.set_time(1700000000)
     asyncio.run(h.run(frames=3))
-    (fault,) = [e for e in events(h.journal) if e.kind == protocol.EVENT_FAULT]
+    (fault,) = [e for e in journal_events(h.journal) if e.kind == protocol.EVENT_FAULT]
     assert 1700000000 <= fault.time <= 1700000002

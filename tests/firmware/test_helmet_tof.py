@@ -8,7 +8,6 @@ Real time: the ToF ranges every 50 ms while frames come every few tens of ms."""
 INTERPRETERS = ("micropython",)
 
 import asyncio  # noqa: E402
-import os  # noqa: E402
 import time  # noqa: E402
 
 import alarm  # noqa: E402
@@ -20,6 +19,7 @@ import protocol  # noqa: E402
 import simboard  # noqa: E402
 import tof  # noqa: E402
 from checks import heapsize, near  # noqa: E402
+from journal_fixtures import fresh_journal, journal_events  # noqa: E402
 
 W = 32
 CAL = calibration.fit_calibration([(t, t) for t in (30.0, 32.5, 35.0, 37.5, 40.0)])
@@ -58,28 +58,6 @@ class PersonCamera:
 
     def read_register(self, reg):
         return 0
-
-
-def fresh_journal():
-    from journal import Journal
-
-    for name in ("journal.bin", "journal.meta"):
-        try:
-            os.remove(name)
-        except OSError:
-            pass
-    return Journal(capacity=32)
-
-
-def screening_events(journal):
-    buf = bytearray(protocol.EVENT_SIZE)
-    out = []
-    for seq in range(1, journal.next_seq):
-        assert journal.read_into(seq, buf)
-        ev = protocol.decode_event(buf)
-        if ev.kind == protocol.EVENT_SCREENING:
-            out.append(ev)
-    return out
 
 
 def tof_mm(head_centre_m):
@@ -152,7 +130,7 @@ def test_events_carry_the_tof_distance_and_an_unplugged_tof_is_not_used():
         # 1. someone in front of the helmet, the ToF sees them
         await until(lambda: h.tof_ranges >= 3, "ToF ranges")
         cam.person = True
-        await until(lambda: len(screening_events(journal)) >= 1, "the first event")
+        await until(lambda: len(journal_events(journal, protocol.EVENT_SCREENING)) >= 1, "the first event")
         await frames(h, 4)
         # 2. the ToF is unplugged; the person leaves
         simboard.detach_i2c(board.VL53L1X_ADDRESS)
@@ -160,9 +138,9 @@ def test_events_carry_the_tof_distance_and_an_unplugged_tof_is_not_used():
         await until(lambda: h.tof_faults == 1 and not h.fusion.valid, "the ToF fault")
         await frames(h, 16)  # the track retires
         # 3. someone comes: screened without the ToF
-        n = len(screening_events(journal))
+        n = len(journal_events(journal, protocol.EVENT_SCREENING))
         cam.person = True
-        await until(lambda: len(screening_events(journal)) > n, "the second event")
+        await until(lambda: len(journal_events(journal, protocol.EVENT_SCREENING)) > n, "the second event")
         await frames(h, 4)
         assert h.tof_faults == 1 and h.tof_errors >= 1
         # 4. plugged back in: re-initialised after the backoff, ranging again
@@ -172,13 +150,13 @@ def test_events_carry_the_tof_distance_and_an_unplugged_tof_is_not_used():
         await until(lambda: h.tof_reinits >= 1 and h.tof_ranges > r0 + 2, "the ToF back")
         await frames(h, 16)
         # 5. and the next person gets the ToF's distance again
-        n = len(screening_events(journal))
+        n = len(journal_events(journal, protocol.EVENT_SCREENING))
         cam.person = True
-        await until(lambda: len(screening_events(journal)) > n, "the third event")
+        await until(lambda: len(journal_events(journal, protocol.EVENT_SCREENING)) > n, "the third event")
         loop.cancel()
 
     asyncio.run(scenario())
-    evs = screening_events(journal)
+    evs = journal_events(journal, protocol.EVENT_SCREENING)
     by_track = {}
     for e in evs:
         by_track.setdefault(e.track_id, []).append(e)
@@ -216,13 +194,13 @@ def test_invalid_range_statuses_give_no_distance_and_no_fault():
         await until(lambda: h.tof_invalid >= i0 + 2, "invalid results")
         del seen[:]
         cam.person = True
-        await until(lambda: len(screening_events(h.journal)) >= 1, "an event")
+        await until(lambda: len(journal_events(h.journal, protocol.EVENT_SCREENING)) >= 1, "an event")
         await frames(h, 4)
         loop.cancel()
 
     asyncio.run(scenario())
     assert not any(seen)  # no frame saw a usable ToF reading
-    evs = screening_events(h.journal)
+    evs = journal_events(h.journal, protocol.EVENT_SCREENING)
     assert evs and not any(e.flags & protocol.FLAG_DISTANCE_TOF for e in evs)
     near(evs[-1].distance_m, HEAD_SIZE_M, 0.03)
     assert h.tof_faults == 0 and h.tof_errors == 0  # the part works: it says it cannot range

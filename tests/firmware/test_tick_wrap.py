@@ -22,6 +22,7 @@ import protocol  # noqa: E402
 import simboard  # noqa: E402
 import tof  # noqa: E402
 from checks import heapsize  # noqa: E402
+from journal_fixtures import fresh_journal, journal_events  # noqa: E402
 
 PERIOD = 1 << 30  # the ESP32 port's ticks period
 MASK = PERIOD - 1
@@ -220,28 +221,6 @@ class FakeScreening:
         return 0
 
 
-def _journal():
-    import os
-
-    from journal import Journal
-
-    for name in ("journal.bin", "journal.meta"):
-        try:
-            os.remove(name)
-        except OSError:
-            pass
-    return Journal(capacity=64)
-
-
-def _events(journal):
-    buf = bytearray(protocol.EVENT_SIZE)
-    out = []
-    for seq in range(1, journal.next_seq):
-        assert journal.read_into(seq, buf)
-        out.append(protocol.decode_event(buf))
-    return out
-
-
 @heapsize("160k")
 def test_backoff_feeder_and_event_times_across_the_wrap():
     simboard.reset_board()
@@ -249,7 +228,7 @@ def test_backoff_feeder_and_event_times_across_the_wrap():
     w = WrapTime(-400, follow=True).install(helmet, alarm)
     cam = FakeCamera(fail=range(3, 10))  # seven failed reads: two re-inits, 250 + 500 ms of backoff
     scr = FakeScreening()
-    journal = _journal()
+    journal = fresh_journal(capacity=64)
     al = alarm.Alarm(buzzer.Buzzer(board.make_buzzer_pwm()), board.make_led())
     h = helmet.Helmet(cam, scr, al, journal, clock=w.ticks_ms, feed_ms=20)
     h.wdt = machine.WDT(timeout=300)
@@ -258,12 +237,12 @@ def test_backoff_feeder_and_event_times_across_the_wrap():
     asyncio.run(h.run(frames=40))
     assert w.ticks_diff(w.ticks_ms(), t0) > 750 and w.ticks_ms() < t0  # the run crossed the wrap
     assert h.read_errors == 7 and h.reinits == 2 and cam.configured == 3
-    assert [e.outcome for e in _events(journal) if e.kind == protocol.EVENT_FAULT] == [
+    assert [e.outcome for e in journal_events(journal) if e.kind == protocol.EVENT_FAULT] == [
         protocol.FAULT_SENSOR_DATA,
         protocol.FAULT_SENSOR_REINIT,
     ]
     assert h.feeds >= 10 and not simboard.resets  # fed through the backoff, across the wrap
-    times = [e.time for e in _events(journal)]
+    times = [e.time for e in journal_events(journal)]
     assert times == sorted(times) and 1700000000 <= times[0] and times[-1] <= 1700000000 + 3, times
     assert h.unix_time() == 1700000000 + w.ticks_diff(w.ticks_ms(), t0) // 1000
     # the frames' stamps are the helmet's clock: they cross the wrap in order
@@ -277,7 +256,7 @@ def test_unix_time_survives_more_than_half_a_tick_period():
     ticks_diff's half-period range): it keeps counting."""
     simboard.reset_board()
     w = WrapTime(0).install(helmet)
-    journal = _journal()
+    journal = fresh_journal(capacity=64)
     al = alarm.Alarm(buzzer.Buzzer(board.make_buzzer_pwm()), board.make_led())
     h = helmet.Helmet(FakeCamera(), FakeScreening(), al, journal, clock=w.ticks_ms)
     h.set_time(1700000000)
@@ -309,7 +288,7 @@ def test_tof_ranges_stay_fresh_and_a_stuck_tof_times_out_across_the_wrap():
         FakeCamera(),
         scr,
         al,
-        _journal(),
+        fresh_journal(capacity=64),
         clock=w.ticks_ms,
         tof=fusion,
         tof_opener=lambda: vl53l1x.VL53L1X(i2c, board.VL53L1X_ADDRESS, timing_budget_ms=50, period_ms=50),
