@@ -74,16 +74,6 @@ class ChainError(RuntimeError):
     """A part of the chain failed or did not get there in time."""
 
 
-def _die_with_parent():
-    # In the child before exec: a demo killed outright takes MicroPython with it.
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 class CrowdHelmet:
     """run_crowd.py under MicroPython, its radio bridged to `bridge_address`;
     parses its output as it comes and calls `on_progress` on every milestone."""
@@ -100,6 +90,8 @@ class CrowdHelmet:
         self._tasks = []
 
     async def start(self):
+        from ble_host.environment import die_with_parent  # dbus_fast: only where the radio runs
+
         env = micropython_env()
         env["HELMET_BLE_BRIDGE"] = self.bridge_address
         args = [str(self.recording), "--ble", "--wait-link", "--tracks", "--frames", str(FRAMES), "--every", "40"]
@@ -115,7 +107,7 @@ class CrowdHelmet:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self._tasks = [asyncio.create_task(self._read_stdout()), asyncio.create_task(self._read_stderr())]
         return self

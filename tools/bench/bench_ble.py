@@ -54,17 +54,6 @@ HELMET_SCRIPT = REPO / "tools" / "simboard" / "run_ble_helmet.py"
 HEAPSIZE = "256k"  # the simulated stack and bridge cost heap the ESP32's C stack does not
 
 
-def _die_with_parent():
-    # In the child before exec: if the test or bench is killed outright, the
-    # kernel stops MicroPython too (as tools/ble_host/environment.py does).
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 class FirmwareHelmet:
     """One boot of the helmet firmware (run_ble_helmet.py) under MicroPython,
     bridged to `bridge_address`, with `flash_dir` as its flash.  Parses its
@@ -89,6 +78,7 @@ class FirmwareHelmet:
         self._seq_waiters = []
 
     async def start(self):
+        from ble_host.environment import die_with_parent  # dbus_fast: only where the radio runs
         from mpharness import micropython_command, micropython_env
 
         env = micropython_env()
@@ -105,7 +95,7 @@ class FirmwareHelmet:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self._tasks = [asyncio.create_task(self._read_stdout()), asyncio.create_task(self._read_stderr())]
         return self

@@ -93,9 +93,10 @@ def _bluezoo_command() -> list[str]:
     return [sys.executable, "-m", "ble_host.bluezoo_launcher"]
 
 
-def _die_with_parent():
-    # Runs in the child before exec: if the test process is killed outright
-    # (SIGKILL, a CI timeout), the kernel stops dbus-daemon/bluezoo too.
+def die_with_parent():
+    """preexec_fn for helper processes: runs in the child before exec, so that
+    if the parent is killed outright (SIGKILL, a CI timeout) the kernel stops
+    the child too (dbus-daemon, bluezoo, MicroPython)."""
     try:
         import ctypes
 
@@ -205,7 +206,7 @@ class BleEnvironment:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         line = self._dbus.stdout.readline().strip()
         if not line:
@@ -229,7 +230,7 @@ class BleEnvironment:
             stdout=self._log or subprocess.DEVNULL,
             stderr=self._log or subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
     async def wait_ready(self) -> None:
