@@ -29,6 +29,11 @@ Per track (preallocated slots, one calibration.Decider each):
   if its kept reading was taken within FINAL_MAX_DISTANCE_M.
 - one FEVER alarm per person even when their track breaks at close range
   (see _same_fever_person);
+- a queue: when the next person steps into the place of the one just
+  screened before that track is retired, the tracker pairs them with it;
+  a head that stays much narrower than the track's (_taken_over) is
+  someone farther away, so the track ends (on_final) and the slot starts
+  a new one: nobody inherits another person's reading or outcome;
 - non-people: a reading hotter than any skin (after fill fraction) marks the
   track as an object: it never reports.  A track that has not moved for
   STATIC_S is treated as an object too and its pixels are released to the
@@ -51,12 +56,14 @@ SYS_BETTER = 0.9
 SYS_SAME = 1.1
 NO_OUTCOME = 255
 FINAL_MAX_DISTANCE_M = 2.0  # on_final only for people who came this close
-WEQ_ALPHA = 0.2
+WEQ_ALPHA = 0.2  # head-width smoothing per frame (about 5 frames)
 REID_S = 3.0
 REID_CORE_C = 0.5
 KEEP_OUT_ZONES = 4
 KEEP_OUT_S = 120.0
-KEEP_OUT_MARGIN = 1  # head-width smoothing per frame (about 5 frames)
+KEEP_OUT_MARGIN = 1  # px around an object's box
+TAKEOVER_FRAMES = 3  # a head this many frames in a row much narrower than its track's is someone else
+TAKEOVER_MIN_DROP_PX = 2.0  # ... and narrower by more than its width's noise (measure.WIDTH_PX_U, 3 sigma)
 
 
 class Screening:
@@ -88,6 +95,7 @@ class Screening:
         self.n_avg = zeros("H", n)
         self.dist = zeros("f", n)
         self.weq = zeros("f", n)  # smoothed equivalent head width (px): distance
+        self.narrow = bytearray(n)  # consecutive frames the head was much narrower than weq
         self.occl = bytearray(n)
         self.tof = tof  # tof.ToFFusion when a VL53L1X is fitted, else None
         self.tofd = bytearray(n)  # 1 = the kept reading's distance is the ToF's
@@ -138,10 +146,47 @@ class Screening:
         self.resolved[t] = 0
         self.obj[t] = 0
         self.weq[t] = 0.0
+        self.narrow[t] = 0
         self.cand[t] = NO_OUTCOME
         self.cand_n[t] = 0
         self.reported[t] = NO_OUTCOME
         self.outcome[t] = calibration.RECHECK
+
+    def _start(self, t):
+        """Slot t holds a new track: forget the last one's reading."""
+        self._reset_slot(t)
+        if self._in_keep_out(self.trk.x[t], self.trk.y[t]):
+            self.obj[t] = 1
+
+    def _taken_over(self, t, w):
+        """Is track t's head this frame, w px wide, someone else?  A head
+        much narrower than the track's (measure.FRAGMENT_WIDTH_RATIO, and by
+        more than the width's noise: TAKEOVER_MIN_DROP_PX) is for
+        a frame or two a fragment (hair above a glasses band: measure
+        refuses it and the track's width stays); for TAKEOVER_FRAMES in a
+        row it is someone farther away who stepped into the place of the
+        person the track followed (a queue), whom the track must not hand
+        that person's reading and outcome."""
+        weq = self.weq[t]
+        if weq <= 0.0 or w >= measure.FRAGMENT_WIDTH_RATIO * weq or weq - w < TAKEOVER_MIN_DROP_PX:
+            self.narrow[t] = 0
+            return False
+        if self.narrow[t] < 255:
+            self.narrow[t] += 1
+        return self.narrow[t] >= TAKEOVER_FRAMES
+
+    def _end(self, t):
+        """Track t has ended (its person left, or someone else took over its
+        head).  A person who came within reach and left unresolved is worth
+        calling back; a far fragment of a track is not."""
+        if (
+            self.on_final is not None
+            and self.reported[t] != NO_OUTCOME
+            and not self.obj[t]
+            and self.has[t]
+            and self.dist[t] <= FINAL_MAX_DISTANCE_M
+        ):
+            self.on_final(self.trk.ids[t], self.reported[t])
 
     def _in_keep_out(self, x, y):
         """Is a head at column x, row y inside the box of an object: one
@@ -230,10 +275,12 @@ class Screening:
             bx[4 * t + 1] = det.b_maxr[b]
             bx[4 * t + 2] = det.b_minc[b]
             bx[4 * t + 3] = det.b_maxc[b]
+            w = det.h_weq[k]
+            if not trk.new[t] and not self.obj[t] and self._taken_over(t, w):
+                self._end(t)
+                trk.begin(t, det.h_x[k], det.h_y[k], det.h_wmax[k], det.h_peak_c[k])
             if trk.new[t]:
-                self._reset_slot(t)
-                if self._in_keep_out(trk.x[t], trk.y[t]):
-                    self.obj[t] = 1
+                self._start(t)
             if trk.frames_still[t] > self.static_frames:
                 self.obj[t] = 1
             if self.obj[t]:
@@ -242,10 +289,9 @@ class Screening:
             # the head width is smoothed per track: a per-frame width would let
             # the best-reading choice favour frames whose noise made the head
             # look closer (fill fraction overestimated, skin underestimated)
-            w = det.h_weq[k]
-            if trk.new[t] or self.weq[t] <= 0.0:
+            if self.weq[t] <= 0.0:
                 self.weq[t] = w
-            else:
+            elif not self.narrow[t]:
                 self.weq[t] += WEQ_ALPHA * (w - self.weq[t])
             if det.h_edge[k]:
                 continue  # a head cut by the image border: its width and face are not all there
@@ -270,16 +316,7 @@ class Screening:
             if trk.retired[t] and self.obj[t]:
                 self._add_keep_out(t)
             if trk.retired[t]:
-                # a person who came within reach and left unresolved is worth
-                # calling back; a far fragment of a track is not
-                if (
-                    self.on_final is not None
-                    and self.reported[t] != NO_OUTCOME
-                    and not self.obj[t]
-                    and self.has[t]
-                    and self.dist[t] <= FINAL_MAX_DISTANCE_M
-                ):
-                    self.on_final(trk.ids[t], self.reported[t])
+                self._end(t)
                 continue
             if not trk.active[t] or self.obj[t]:
                 continue

@@ -17,6 +17,8 @@ Each track holds a head position (x = column, y = row, pixels), a velocity
    unpaired tracks coast on their prediction and are retired after
    max_missed frames (about 1 s: long enough to bridge a crossing);
    unpaired heads start new tracks with the next id (u16, wraps, skips 0).
+5. begin(t) gives a paired track a new id where the caller knows that
+   someone else has taken over its head (see Screening's width rule).
 A track also counts how long it has stayed within STILL_PX of an anchor
 (frames_still), so the screening can release objects that never move.
 All state is preallocated (MAX_TRACKS slots); ids are 1..65535.
@@ -177,19 +179,26 @@ class Tracker:
             else:
                 continue  # no free slot: the head stays untracked this frame
             act[t] = 1
-            self.new[t] = 1
             self.seen[t] = 1
-            self.ids[t] = self.next_id
-            self.next_id = self.next_id + 1 if self.next_id < 65535 else 1
-            tx[t] = xs[k]
-            ty[t] = ys[k]
-            self.ax[t] = xs[k]
-            self.ay[t] = ys[k]
-            tvx[t] = 0.0
-            tvy[t] = 0.0
-            tw[t] = ws[k]
-            self.peak[t] = peaks[k] if peaks is not None else 0.0
-            self.missed[t] = 0
-            self.age[t] = 1
-            self.frames_still[t] = 0
+            self.begin(t, xs[k], ys[k], ws[k], peaks[k] if peaks is not None else 0.0)
             ht[k] = t
+
+    def begin(self, t, x, y, w, peak):
+        """Start a track with the next id in slot t: head at column x, row
+        y, width w px, face peak degC.  update() calls it for unpaired
+        heads; the screening calls it for an active slot when someone else
+        has taken over its head (see Screening's width rule)."""
+        self.new[t] = 1
+        self.ids[t] = self.next_id
+        self.next_id = self.next_id + 1 if self.next_id < 65535 else 1
+        self.x[t] = x
+        self.y[t] = y
+        self.ax[t] = x
+        self.ay[t] = y
+        self.vx[t] = 0.0
+        self.vy[t] = 0.0
+        self.w[t] = w
+        self.peak[t] = peak
+        self.missed[t] = 0
+        self.age[t] = 1
+        self.frames_still[t] = 0

@@ -145,3 +145,59 @@ def test_static_warm_object_is_released_to_the_background():
         assert s.det.n_heads == 0
     finally:
         screening.STATIC_S = 120.0
+
+
+def draw_narrow_head(f, skin_c):
+    """A head 3 px wide where draw_person(f, 12, ..., top=2) has one 6 px
+    wide: someone twice as far away, or a fragment of that head."""
+    app = calibration.apparent_from_object(skin_c, calibration.SKIN_EMISSIVITY, 22.0)
+    for r in range(4, 9):
+        for x in range(13, 16):
+            f[r * W + x] = app
+    f[6 * W + 14] = app + 0.05
+    for r in range(9, 24):
+        for x in range(11, 18):
+            f[r * W + x] = 28.0
+
+
+def test_someone_farther_stepping_into_the_place_of_the_cleared_person_is_a_new_person():
+    """A queue: the person cleared close up steps aside and the next one,
+    twice as far (half the head width) and febrile, appears where they
+    stood before the track is retired.  The track must not hand the
+    newcomer the last person's CLEAR: they get their own id and outcome,
+    and the last person's track ends (on_final)."""
+    f = flat(22.0)
+    events = []
+    ended = []
+    s = screening.Screening(protocol.DeviceConfig(), CAL, events.append, lambda tid, out: ended.append((tid, out)))
+    s.process(f)
+    for _ in range(12):
+        fill(f)
+        draw_person(f, 12, 35.0, top=2)
+        s.process(f)
+    assert [e.outcome for e in events] == [calibration.CLEAR]
+    first = events[0].track_id
+    for _ in range(12):
+        fill(f)
+        draw_narrow_head(f, 38.5)
+        s.process(f)
+    assert [e.outcome for e in events] == [calibration.CLEAR, calibration.FEVER]
+    assert events[1].track_id != first
+    assert ended == [(first, calibration.CLEAR)]
+
+
+def test_a_head_narrow_for_a_frame_or_two_keeps_its_track():
+    """A fragment now and then (hair above a glasses band) is not someone else."""
+    f = flat(22.0)
+    events = []
+    s = screening.Screening(protocol.DeviceConfig(), CAL, events.append)
+    s.process(f)
+    for i in range(40):
+        fill(f)
+        if i % 4 < 2:
+            draw_narrow_head(f, 35.0)  # two frames in four
+        else:
+            draw_person(f, 12, 35.0, top=2)
+        s.process(f)
+    assert [e.outcome for e in events] == [calibration.CLEAR]
+    assert s.trk.next_id == 2  # one track only

@@ -58,3 +58,16 @@ def test_short_occlusion_bridged():
     step(t, [])
     step(t, [])
     assert step(t, [(14.0, 10.0, 3.0)]) == [a]
+
+
+def test_begin_gives_a_tracked_head_a_new_id_in_place():
+    """What the screening calls when someone else has taken over a head."""
+    t = track.Tracker(8.0)
+    (a,) = step(t, [(10.0, 8.0, 8.0)])
+    step(t, [(11.0, 8.0, 8.0)])
+    slot = t.head_track[0]
+    t.begin(slot, 12.0, 9.0, 4.0, 34.0)
+    assert t.new[slot] and t.ids[slot] != a
+    assert (t.x[slot], t.y[slot], t.w[slot], t.vx[slot]) == (12.0, 9.0, 4.0, 0.0)
+    (b,) = step(t, [(12.0, 9.0, 4.0)])
+    assert b == t.ids[slot] and b != a

@@ -71,9 +71,12 @@ def test_scripted_crowd_one_fever_alarm_recheck_while_far_clear_for_the_others(q
     assert len(fevers) == 1  # exactly one alarm, for the febrile walker
     for pid in ("first", "glasses", "last"):
         assert people[pid]["outcomes"][-1] == CLEAR and FEVER not in people[pid]["outcomes"], (pid, people[pid])
-    # the hat wearer is lost at close range (the cool crown breaks the head
-    # localisation): never FEVER, never wrongly anything but RECHECK/CLEAR
-    assert people["hat"]["outcomes"] and FEVER not in people["hat"]["outcomes"], people["hat"]
+    # the hat wearer steps into the place the first person just left, while
+    # that track is still alive: cleared on a track of their own (the
+    # screening's takeover rule), never FEVER.  Their last outcome can be a
+    # RECHECK from a fragment track as they leave (a chin or shoulder at the
+    # frame's edge, seen for a few frames): they were cleared before that.
+    assert CLEAR in people["hat"]["outcomes"] and FEVER not in people["hat"]["outcomes"], people["hat"]
     assert all(ev["outcome"] != FEVER for ev in stray)  # the hot drink
     assert res["done"]["pwm_changes"] > 0  # the buzzer sounded
 
