@@ -29,8 +29,9 @@ big-endian words):
 Speed and memory: the per-pixel work runs in a viper fixed-point kernel
 (mlx90640_fixed.py) that allocates nothing; calculate_to's per-frame set-up
 allocates a few dozen float temporaries (O(1), not per pixel).  Parameters
-take about 14 KB on the 64-bit host (per-pixel tables array('h')/('f')/('i')
-plus a 2 KB root table; less on the 32-bit ESP32).  A float loop
+take about 10 KB on the 64-bit host (per-pixel tables: offset and kta
+numerators array('h'), 24-bit 1/alpha mantissas, 5.3 KB in all; a 2 KB root
+table shared by every sensor; less on the 32-bit ESP32).  A float loop
 (mlx90640_float.py, @micropython.native, loaded only when needed) serves
 EEPROMs outside the kernel's proven ranges and is the kernel's reference in
 the tests (``params.fixed_point = False`` selects it).
@@ -45,7 +46,6 @@ beyond, pixels are NaN.
 
 import array
 import gc
-import math
 
 import mlx90640_fixed as _fx
 from buffers import zeros
@@ -109,9 +109,17 @@ class Params:
     tgc, resolution_ee, calibration_mode_ee (0x80 = calibrated in chess mode),
     ks_ta, cp_kv, cp_kta.  Small tuples: ks_to[4], ct[4], cp_alpha[2],
     cp_offset[2], il_chess_c[3].  Per-pixel tables (index = row*32 + column):
-    alpha: array('f'); offset: array('h'); kta, kv: read-only indexable views
-    (int16 numerators / 2**kta_scale, and four parity values).  broken_pixels and
-    outlier_pixels: array('H', 5) padded with 0xFFFF like the reference driver.
+    offset: array('h'); alpha, kta, kv: read-only indexable views (alpha =
+    1 / (mantissa * 2**alpha_exp), 0.0 for a bad pixel whose sensitivity is
+    not positive; int16 numerators / 2**kta_scale; four parity values).
+    broken_pixels and outlier_pixels: array('H', 5) padded with 0xFFFF like
+    the reference driver.
+
+    Sensitivities are kept only as amant: 1/alpha rounded to 24-bit mantissas
+    (3 bytes each, little-endian: 2.3 KB) with one exponent alpha_exp
+    (relative error at most 2**-24 times the largest/smallest alpha ratio,
+    about 1.2e-7 for real parts), which both the kernel and the float loop
+    use; a 3 KB table of alpha itself would be heap the helmet cannot spare.
     """
 
     def __init__(self):
@@ -137,10 +145,10 @@ class Params:
         self.il_chess_c = (0.0, 0.0, 0.0)
         # Per-pixel tables, allocated first thing (big blocks on a fresh heap).
         self.offset = zeros("h", NPIX)
-        self.alpha = zeros("f", NPIX)
         self.ktan = zeros("h", NPIX)  # kta numerators, exact
-        self.amant = zeros("i", NPIX)  # 1/alpha mantissas (kernel)
+        self.amant = bytearray(3 * NPIX)  # 1/alpha mantissas, 24-bit
         self.alpha_exp = 0
+        self.alpha = _InverseTable(self.amant, 1.0)
         self.kta_scale = 0
         self.kta = _ScaledTable(self.ktan, 1)
         self._kv4 = (0.0, 0.0, 0.0, 0.0)
@@ -179,6 +187,35 @@ class _ScaledTable:
         return self._n[i] / self._d
 
 
+def _mant(t, i):
+    """Entry i of a 24-bit little-endian table (amant)."""
+    j = 3 * i
+    return t[j] | (t[j + 1] << 8) | (t[j + 2] << 16)
+
+
+def _set_mant(t, i, v):
+    j = 3 * i
+    t[j] = v & 255
+    t[j + 1] = (v >> 8) & 255
+    t[j + 2] = (v >> 16) & 255
+
+
+class _InverseTable:
+    """Read-only per-pixel view value = 1 / (mantissa i * scale) (alpha
+    from amant), 0.0 where the mantissa is 0 (non-positive alpha)."""
+
+    def __init__(self, mantissas, scale):
+        self._m = mantissas
+        self._s = scale
+
+    def __len__(self):
+        return NPIX
+
+    def __getitem__(self, i):
+        m = _mant(self._m, i)
+        return 1 / (m * self._s) if m else 0.0
+
+
 class _ParityTable:
     """Read-only per-pixel view of a value that depends only on row and
     column parity (kv): four floats instead of 768."""
@@ -211,8 +248,8 @@ def extract_parameters(ee: "Sequence[int]") -> Params:
     if all_ones or all_zero:
         raise SensorError("EEPROM reads all 0x%04X: sensor absent or not calibrated" % (0xFFFF if all_ones else 0))
 
-    # The per-pixel tables need ~10 KB in 1.5-3 KB blocks: collect first so
-    # that a fragmented 100 KB heap still has the contiguous room.
+    # The per-pixel and root tables need ~7.5 KB in 1.5-2.3 KB blocks: collect
+    # first so that a fragmented 100 KB heap still has the contiguous room.
     gc.collect()
     p = Params()
     _fx.root_table()  # built once (2 KB), shared by every sensor
@@ -258,8 +295,8 @@ def extract_parameters(ee: "Sequence[int]") -> Params:
     # Interleaved/chess pattern corrections (11.1.11).
     p.il_chess_c = (_signed(ee[53], 6) / 16, _signed(ee[53] >> 6, 5) / 2, _signed(ee[53] >> 11, 5) / 8)
 
+    _extract_deviating(ee, p)  # first: bad pixels may have any sensitivity
     _extract_pixels(ee, p, kta_scale1, kta_scale2, kv_scale)
-    _extract_deviating(ee, p)
     _check_plausible(p)
     _prepare_static(p)
     return p
@@ -291,8 +328,8 @@ def _extract_pixels(ee, p, kta_scale1, kta_scale2, kv_scale):
     alpha_tgc = p.tgc * (p.cp_alpha[0] + p.cp_alpha[1]) / 2
 
     offset = p.offset
-    alpha = p.alpha
     ktan = p.ktan
+    anum = p.amant  # integer sensitivity numerators until _invert_alpha
     fits = True
     max_off = max_on = 1
     for i in range(NPIX):
@@ -310,9 +347,8 @@ def _extract_pixels(ee, p, kta_scale1, kta_scale2, kv_scale):
         ktan[i] = kn
         max_off = max(max_off, abs(off))
         max_on = max(max_on, abs(off * kn))
-        alpha[i] = (
-            alpha_ref + (acc_row[row] << acc_row_shift) + (acc_col[col] << acc_col_shift) + _signed(w >> 4, 6) * acc_rem
-        ) / alpha_div - alpha_tgc
+        a = alpha_ref + (acc_row[row] << acc_row_shift) + (acc_col[col] << acc_col_shift) + _signed(w >> 4, 6) * acc_rem
+        _set_mant(anum, i, a)  # |a| < 2**16 + 2 * 2**18 + 2**20: fits 24 bits signed
     p.kta_scale = kta_scale1
     p.kta = _ScaledTable(ktan, kta_div)
     p._kv4 = tuple(kv_rc[j] / kv_div for j in range(4))
@@ -321,8 +357,37 @@ def _extract_pixels(ee, p, kta_scale1, kta_scale2, kv_scale):
     p._max_on = max_on
     if max_on >= 1 << 30:
         fits = False
-    _fx.prepare_alpha(p)
+    _invert_alpha(p, alpha_div, alpha_tgc)
     p.fixed_point = fits
+
+
+def _invert_alpha(p, div, tgc):
+    """Turn p.amant's numerators into 1/alpha mantissas in place, alpha =
+    numerator / div - tgc rounded to single precision (the ESP32's floats):
+    mantissa i * 2**alpha_exp = 1/alpha[i], mantissas < 2**24.  Two passes
+    (largest 1/alpha, then the mantissas) instead of a 3 KB float table."""
+    amant = p.amant
+    f32 = array.array("f", [0.0])  # single-precision rounding, as on the ESP32
+    top = 0.0
+    for i in range(NPIX):
+        f32[0] = _signed(_mant(amant, i), 24) / div - tgc
+        a = f32[0]
+        if a > 0:
+            top = max(top, 1 / a)
+        elif not _is_bad(p, i):
+            raise SensorError("EEPROM calibration implausible: pixel %d sensitivity %s" % (i, a))
+    exp = 0
+    while top >= 16777216.0 * 2.0**exp:
+        exp += 1
+    while top < 8388608.0 * 2.0**exp:
+        exp -= 1
+    for i in range(NPIX):
+        f32[0] = _signed(_mant(amant, i), 24) / div - tgc
+        a = f32[0]
+        _set_mant(amant, i, min(16777215, int(1 / a / 2.0**exp + 0.5)) if a > 0 else 0)
+    p.alpha_exp = exp
+    p._alpha_pow = 2.0**exp
+    p.alpha = _InverseTable(amant, p._alpha_pow)
 
 
 def _extract_deviating(ee, p):
@@ -361,9 +426,6 @@ def _check_plausible(p):
         )
     if not 1000 <= p.vptat25 <= 30000:
         raise SensorError("EEPROM calibration implausible: vPTAT25=%d" % p.vptat25)
-    for i in range(NPIX):
-        if not p.alpha[i] > 0 and not _is_bad(p, i):
-            raise SensorError("EEPROM calibration implausible: pixel %d sensitivity %s" % (i, p.alpha[i]))
 
 
 def bad_pixels(params: Params) -> tuple:
@@ -415,13 +477,17 @@ def calculate_to(frame: "Sequence[int]", params: Params, emissivity: float, tr: 
     ``tr`` is the reflected temperature (Melexis: Ta - 8 in open air).
     Pixels whose signal is beyond the model (negative radiance) get NaN.
     ``out`` must be an array('f') of 768 items: the kernel writes its memory."""
+    vdd = get_vdd(frame, params)
+    _calculate_to(frame, params, vdd, _ta(frame, params, vdd), emissivity, tr, out)
+
+
+def _calculate_to(frame, p, vdd, ta, emissivity, tr, out):
+    """calculate_to with the frame's Vdd and Ta already known (the device
+    class computed them to validate the frame: 16 float objects saved)."""
     if not isinstance(out, array.array) or len(out) < NPIX:
         raise ValueError("out must be array('f') with 768 items")
-    p = params
     subpage = frame[833]
     ctrl = frame[832]
-    vdd = get_vdd(frame, p)
-    ta = _ta(frame, p, vdd)
     dta = ta - 25
     dvdd = vdd - 3.3
     chess = (ctrl & 0x1000) != 0
@@ -479,12 +545,15 @@ def calculate_to(frame: "Sequence[int]", params: Params, emissivity: float, tr: 
             frame = _copy_pixels(p, frame)
         _fx.to_kernel(frame, out, p.offset, p.ktan, p.amant, p._fc, _fx.root_table(), _fx.QUARTER_POW)
         return
-    rng[14] = gain * scale
-    rng[15] = scale
+    # The float loop multiplies by amant instead of dividing by alpha: the
+    # power of two 2**alpha_exp joins the scale (exact).
+    scale_a = scale * p._alpha_pow
+    rng[14] = gain * scale_a
+    rng[15] = scale_a
     rng[16] = dta / (1 << p.kta_scale)
     import mlx90640_float  # loaded only when needed: keeps the common case small
 
-    mlx90640_float.to_loop(frame, out, p.offset, p.ktan, p.alpha, kvf, ilc, rng, subpage, 1 if chess else 0)
+    mlx90640_float.to_loop(frame, out, p.offset, p.ktan, p.amant, kvf, ilc, rng, subpage, 1 if chess else 0)
 
 
 def _prepare_static(p):
@@ -566,18 +635,13 @@ def _repair_nonfinite(out, p, chess):
     """Pixels that came out NaN or outside -60..320 degC (the part measures
     -40..300: beyond that the signal is a pixel gone bad in the field, e.g.
     a saturated word) are repaired like the EEPROM-listed ones; returns how
-    many."""
-    n = 0
-    for i in range(NPIX):
-        v = out[i]
-        if v != v or v > 320.0 or v < -60.0:
-            out[i] = math.nan
-            n += 1
+    many.  The scans run in viper: no float object per pixel."""
+    n = _fx.mark_out_of_range(out)
     if n:
-        for i in range(NPIX):
-            v = out[i]
-            if v != v:
-                _repair_one(out, p, i, chess)
+        i = _fx.next_nan(out, 0)
+        while i < NPIX:
+            _repair_one(out, p, i, chess)
+            i = _fx.next_nan(out, i + 1)
     return n
 
 

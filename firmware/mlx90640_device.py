@@ -18,10 +18,10 @@ from mlx90640 import (
     RES_18,
     STATUS_REG,
     SensorError,
+    _calculate_to,
     _repair_nonfinite,
     _ta,
     _word,
-    calculate_to,
     extract_parameters,
     get_vdd,
     repair_pixels,
@@ -62,8 +62,9 @@ class MLX90640:
     plausible: such a frame is never turned into temperatures.
     Attributes: params (calibration), frame (last 834-word frame, array('H')),
     emissivity (default 1.0), tr_offset (reflected temperature = Ta + tr_offset,
-    default -8 as Melexis advises in open air), repaired (pixels repaired in
-    the last image beyond the EEPROM list: NaN or out of range)."""
+    default -8 as Melexis advises in open air), vdd and ta (volts, degC of the
+    last subpage read), repaired (pixels repaired in the last image beyond
+    the EEPROM list: NaN or out of range)."""
 
     def __init__(self, i2c, address=0x33, refresh_rate=RATE_2HZ, resolution=RES_18, chess=True, retries=3):
         self.i2c = i2c
@@ -72,6 +73,8 @@ class MLX90640:
         self.emissivity = 1.0
         self.tr_offset = -8.0
         self.repaired = 0
+        self.vdd = 0.0
+        self.ta = 0.0
         self._word = bytearray(2)
         self.frame = zeros("H", FRAME_WORDS)
         # The bus reads land in the frame's own first 832 words (a byte view:
@@ -179,6 +182,7 @@ class MLX90640:
         ta = _ta(frame, self.params, vdd)
         if not TA_RANGE[0] <= ta <= TA_RANGE[1]:
             raise SensorError("MLX90640: implausible sensor temperature %.2f degC" % ta)
+        self.vdd = vdd
         self.ta = ta
 
     def read_frame(self, out):
@@ -192,7 +196,7 @@ class MLX90640:
             frame = self.read_subpage()
             sp = frame[833]
             ta = self.ta
-            calculate_to(frame, p, self.emissivity, ta + self.tr_offset, out)
+            _calculate_to(frame, p, self.vdd, ta, self.emissivity, ta + self.tr_offset, out)
             seen |= 1 << sp
         else:
             if seen != 3:

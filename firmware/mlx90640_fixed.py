@@ -66,30 +66,10 @@ FC_CHESS = 43
 FC_COUNT = 44
 
 # ---------------------------------------------------------------- set-up
-# Python code run once per sensor (prepare_alpha, prepare_sensor) or once per
-# subpage (prepare_frame), turning the float parameters into the kernel's
-# integers.  ``p`` is an mlx90640.Params.
-
-
-def prepare_alpha(p):
-    """1/alpha as 24-bit mantissas with one exponent for the whole array."""
-    alpha = p.alpha
-    npix = len(alpha)
-    # inv_alpha[i] = amant[i] * 2**alpha_exp, amant[i] < 2**24.
-    top = 0.0
-    for i in range(npix):
-        if alpha[i] > 0:
-            top = max(top, 1 / alpha[i])
-    exp = 0
-    while top >= 16777216.0 * 2.0**exp:
-        exp += 1
-    while top < 8388608.0 * 2.0**exp:
-        exp -= 1
-    amant = p.amant
-    for i in range(npix):
-        if alpha[i] > 0:
-            amant[i] = min(16777215, int(1 / alpha[i] / 2.0**exp + 0.5))
-    p.alpha_exp = exp
+# Python code run once per sensor (prepare_sensor) or once per subpage
+# (prepare_frame), turning the float parameters into the kernel's integers.
+# ``p`` is an mlx90640.Params; its 1/alpha mantissas (amant, alpha_exp) come
+# from mlx90640, shared with the float loop.
 
 
 def prepare_sensor(p):
@@ -133,7 +113,6 @@ def prepare_sensor(p):
     fc[FC_SDK] = sdk + bias
     p._kv_scale = float(1 << (12 + skv))
     p._dk_scale = (1 << (12 + sdk)) / (1 << p.kta_scale)
-    p._alpha_pow = 2.0**p.alpha_exp
 
 
 def _slope(b):
@@ -247,7 +226,7 @@ def to_kernel(frame, out, offset, ktan, amant, fc, tab, qp):
     po = ptr16(out)  # noqa: F821 (viper built-in)
     poff = ptr16(offset)  # noqa: F821 (viper built-in)
     pkt = ptr16(ktan)  # noqa: F821 (viper built-in)
-    pa = ptr32(amant)  # noqa: F821 (viper built-in)
+    pa = ptr8(amant)  # noqa: F821 (viper built-in)
     pc = ptr32(fc)  # noqa: F821 (viper built-in)
     pt = ptr32(tab)  # noqa: F821 (viper built-in)
     pq = ptr32(qp)  # noqa: F821 (viper built-in)
@@ -298,7 +277,8 @@ def to_kernel(frame, out, offset, ktan, amant, fc, tab, qp):
             lo = 0
             if irq > -67108864 and irq < 67108864:  # |IRq| < 2**26
                 # --- t = IRq * A >> 20 (A < 2**24: 15/12-bit limbs) --------
-                a = pa[i]
+                j = 3 * i  # 24-bit little-endian mantissa
+                a = pa[j] | (pa[j + 1] << 8) | (pa[j + 2] << 16)
                 ah = irq >> 15
                 al = irq & 32767
                 bh = a >> 12
@@ -434,3 +414,43 @@ def to_kernel(frame, out, offset, ktan, amant, fc, tab, qp):
             po[(i << 1) + 1] = hi
             col += step
         row += 1
+
+
+# ---------------------------------------------------------------- output checks
+# On the float image, but reading its IEEE-754 bits as 16-bit halves: reading
+# out[i] in Python would allocate a float object per pixel (24 KB per frame on
+# the 64-bit host) in the device's every-frame check.
+
+
+@micropython.viper
+def mark_out_of_range(out) -> int:
+    """Set every pixel of ``out`` (array('f', 768)) that is NaN or outside
+    -60..320 degC to NaN; return how many."""
+    po = ptr16(out)  # noqa: F821 (viper built-in)
+    n = 0
+    i = 0
+    while i < 1536:  # two halves per pixel
+        hi = po[i + 1]
+        mag = hi & 0x7FFF
+        lim = 0x43A0  # high half of 320.0
+        if hi & 0x8000:
+            lim = 0x4270  # high half of 60.0 (negative: below -60)
+        if mag > lim or (mag == lim and po[i] != 0):  # NaN and inf included
+            po[i] = 0
+            po[i + 1] = 0x7FC0  # quiet NaN
+            n += 1
+        i += 2
+    return n
+
+
+@micropython.viper
+def next_nan(out, start: int) -> int:
+    """Index of the first NaN pixel of ``out`` at or after ``start``, or 768."""
+    po = ptr16(out)  # noqa: F821 (viper built-in)
+    i = start
+    while i < 768:
+        hi = po[2 * i + 1]
+        if (hi & 0x7F80) == 0x7F80 and ((hi & 0x7F) | po[2 * i]) != 0:  # exponent all ones, mantissa not 0
+            return i
+        i += 1
+    return 768

@@ -4,6 +4,9 @@ Runs when an EEPROM's constants fall outside the ranges the fixed-point viper
 kernel (mlx90640_fixed) is proven for, and as that kernel's reference in the
 tests (``params.fixed_point = False``).  Every float operation allocates in
 MicroPython (~20 float objects per pixel), which is why it is not the default.
+It shares the kernel's 1/alpha mantissas (the only copy of alpha kept), so
+their rounding is checked against the numpy reference instead
+(tests/host/test_mlx90640_crosscheck.py, test_mlx90640_fixed_ranges.py).
 """
 
 import math
@@ -12,10 +15,12 @@ import micropython
 
 
 @micropython.native
-def to_loop(frame, out, offset, ktan, alpha, kvf, ilc, rng, subpage, chess):
+def to_loop(frame, out, offset, ktan, amant, kvf, ilc, rng, subpage, chess):
     """Float per-pixel loop (datasheet 11.2.2.5-11.2.2.9), on
     u = IR / (emissivity * alpha_comp): the object's radiance in Kelvin^4
-    above the reflected background ta_tr.  Every To needs three fourth roots
+    above the reflected background ta_tr.  1/alpha comes from the kernel's
+    24-bit little-endian mantissas (amant, 3 bytes a pixel; the scales in
+    rng carry 2**alpha_exp).  Every To needs three fourth roots
     (y ** 0.25: one float object, faster than two sqrt calls): the plain
     one, the first pass with the 0..CT2 slope, the pass with the range's slope.
     Used when the fixed-point kernel's ranges do not hold, and as its
@@ -58,7 +63,9 @@ def to_loop(frame, out, offset, ktan, alpha, kvf, ilc, rng, subpage, chess):
                 raw -= 65536
             kv = kv_odd if col & 1 else kv_even
             off = offset[i]
-            u = (raw * gs - (off + off * ktan[i] * dtak) * kv - ilc[(rp << 2) + (col & 3)] * scale) / alpha[i]
+            j = 3 * i
+            am = amant[j] | (amant[j + 1] << 8) | (amant[j + 2] << 16)  # 2**-alpha_exp / alpha
+            u = (raw * gs - (off + off * ktan[i] * dtak) * kv - ilc[(rp << 2) + (col & 3)] * scale) * am
             y = u + ta_tr
             if y > 0.0:
                 y = u / (k1 * y**0.25 + k1c) + ta_tr

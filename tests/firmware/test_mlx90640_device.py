@@ -224,3 +224,35 @@ def test_realistic_gain_quantises_like_the_part():
         dev.read_frame(out)
         for i in range(768):
             near(out[i], t, 0.3)
+
+
+@heapsize("320k")
+def test_out_of_range_pixels_are_repaired_at_the_exact_limits():
+    """The device's every-frame check (viper, on the float bits) keeps
+    -60..320 degC as they are and repairs NaN, infinities and anything
+    beyond, like a float comparison would."""
+    ee, _ = virtual_mlx90640.load_example_words()
+    p = mlx90640.extract_parameters(ee)
+    inf = float("inf")
+    nan = float("nan")
+    kept = (320.0, -60.0, 319.99997, -59.999996, -0.0, 0.0, 1e-40)
+    bad = (320.00003, -60.000004, inf, -inf, nan, -nan, 3.4e38)
+    out = array.array("f", [30.0] * 768)
+    # Rows 2 and 6, every fourth column: no two cases are neighbours.
+    kept_at = [66 + 4 * k for k in range(len(kept))]
+    bad_at = [194 + 4 * k for k in range(len(bad))]
+    for i, v in zip(kept_at, kept):
+        out[i] = v
+    for i, v in zip(bad_at, bad):
+        out[i] = v
+    stored = [out[i] for i in kept_at]  # single precision, as compared
+    assert mlx90640._repair_nonfinite(out, p, True) == len(bad)
+    for i, v in zip(kept_at, stored):
+        assert out[i] == v, "pixel %d changed" % i
+    for i in bad_at:
+        assert out[i] == 30.0, "pixel %d not repaired: %r" % (i, out[i])
+    # A pixel without any valid neighbour stays NaN (nothing to repair from).
+    for i in range(768):
+        out[i] = nan
+    assert mlx90640._repair_nonfinite(out, p, True) == 768
+    assert out[0] != out[0]

@@ -3,7 +3,7 @@ integer intermediate inside signed 32 bits, as the ESP32 needs.
 
 On the x64 host viper ints are 64-bit, so an overflow would go unnoticed under
 MicroPython there.  This test runs the kernel's own source in CPython with
-ptr16/ptr32 shims whose loads return an int subclass that raises on any
+ptr8/ptr16/ptr32 shims whose loads return an int subclass that raises on any
 result outside [-2**31, 2**31) (and on floor division of negative values,
 where C and Python disagree).  Inputs: the Melexis example, its frames with
 the control word edited, frames synthesised for -40..300 degC scenes, and
@@ -89,7 +89,7 @@ class I32(int):
 
 
 class Ptr:
-    """viper ptr16/ptr32: unsigned little-endian loads, truncating stores."""
+    """viper ptr8/ptr16/ptr32: unsigned little-endian loads, truncating stores."""
 
     def __init__(self, buf, code):
         self.mv = memoryview(buf).cast("B").cast(code)
@@ -113,6 +113,7 @@ def fw():
     sys.path.insert(0, str(REPO / "firmware"))
     try:
         fx = importlib.import_module("mlx90640_fixed")
+        fx.ptr8 = lambda b: Ptr(b, "B")
         fx.ptr16 = lambda b: Ptr(b, "H")
         fx.ptr32 = lambda b: Ptr(b, "I")
         mod = importlib.import_module("mlx90640")
