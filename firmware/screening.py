@@ -34,6 +34,10 @@ Per track (preallocated slots, one calibration.Decider each):
   a head that stays much narrower than the track's (_taken_over) is
   someone farther away, so the track ends (on_final) and the slot starts
   a new one: nobody inherits another person's reading or outcome;
+- a small head inside or below a near person's head box (a chin, an ear
+  or a shoulder found as a second head at arm's length, also while that
+  head is missed for a frame or two) is that person: not read
+  (_part_of_nearer_head);
 - non-people: a reading hotter than any skin (after fill fraction) marks the
   track as an object: it never reports.  A track that has not moved for
   STATIC_S is treated as an object too and its pixels are released to the
@@ -63,6 +67,7 @@ KEEP_OUT_ZONES = 4
 KEEP_OUT_S = 120.0
 KEEP_OUT_MARGIN = 1  # px around an object's box
 TAKEOVER_FRAMES = 3  # a head this many frames in a row much narrower than its track's is someone else
+PART_MISSED_FRAMES = 2  # a near head's box stands for this many frames it is not seen
 TAKEOVER_MIN_DROP_PX = 2.0  # ... and narrower by more than its width's noise (measure.WIDTH_PX_U, 3 sigma)
 
 
@@ -118,6 +123,7 @@ class Screening:
         self.ko_box = bytearray(4 * KEEP_OUT_ZONES)  # r0, r1, c0, c1 per zone
         self.ko_left = zeros("I", KEEP_OUT_ZONES)  # frames left; 0 = free
         self.box = bytearray(4 * n)  # per track: its blob's box last seen (r0, r1, c0, c1)
+        self.head_box = bytearray(4 * n)  # per track: its head's box last read (r0, r1, c0, c1)
         self.keep_out_frames = int(KEEP_OUT_S * rate)
 
     def reconfigure(self, cfg):
@@ -157,6 +163,35 @@ class Screening:
         self._reset_slot(t)
         if self._in_keep_out(self.trk.x[t], self.trk.y[t]):
             self.obj[t] = 1
+
+    def _part_of_nearer_head(self, k):
+        """Is head k (a small one) inside or below the head box of a nearer
+        person?  At arm's length a head fills most of the frame and the
+        detector can find a second small "head" in it or under it: a chin,
+        an ear, a shoulder, hair as they turn to leave.  What lies within a
+        near head's columns, from its top row down, is that person (their
+        head and body hide what is behind them; a farther head shows higher,
+        towards the horizon), so it is not read, and its track reports
+        nothing from there.  Near: a track whose kept reading is resolved,
+        with a head at least twice as wide, seen within PART_MISSED_FRAMES
+        (a near head is missed now and then as it turns).  Its head box:
+        rows and columns as last read, grown by a pixel."""
+        det = self.det
+        trk = self.trk
+        hb = self.head_box
+        r0 = det.h_r0[k]
+        c0 = det.h_c0[k]
+        c1 = det.h_c1[k]
+        w = 2.0 * det.h_weq[k]
+        for t in range(track.MAX_TRACKS):
+            if not trk.active[t] or trk.head_track[k] == t or not self.resolved[t] or self.obj[t]:
+                continue
+            if trk.missed[t] > PART_MISSED_FRAMES or self.weq[t] < w:
+                continue
+            o = 4 * t
+            if hb[o] <= r0 + 1 and hb[o + 2] <= c0 + 1 and c1 <= hb[o + 3] + 1:
+                return True
+        return False
 
     def _taken_over(self, t, w):
         """Is track t's head this frame, w px wide, someone else?  A head
@@ -295,6 +330,13 @@ class Screening:
                 self.weq[t] += WEQ_ALPHA * (w - self.weq[t])
             if det.h_edge[k]:
                 continue  # a head cut by the image border: its width and face are not all there
+            if self._part_of_nearer_head(k):
+                continue
+            hb = self.head_box
+            hb[4 * t] = det.h_r0[k]
+            hb[4 * t + 1] = det.h_r0[k] + det.h_rows[k] - 1
+            hb[4 * t + 2] = det.h_c0[k]
+            hb[4 * t + 3] = det.h_c1[k]
             from_tof = False
             if k == k_tof:
                 d = fus.fuse(self.weq[t], True)

@@ -120,3 +120,19 @@ def test_heap_does_not_grow_over_a_long_crowd(runner, tmp_path):
 
 def _dump(people):
     return {pid: p["outcomes"] for pid, p in people.items()}
+
+
+def test_queue_each_person_their_own_outcome_and_no_trailing_reports(runner, tmp_path):
+    """checkpoint_queue: five people come up one after another, each into
+    the place the last one just left.  Everyone is screened on a track of
+    their own (the hat wearer once inherited the first person's CLEAR) and
+    nobody gets a trailing RECHECK from a chin or a shoulder found as a
+    second head as they leave at arm's length."""
+    people, stray, res = screen(
+        runner, tmp_path, str(REPO / "tools" / "scene" / "scenarios" / "checkpoint_queue.json"), 21.0, seed=7
+    )
+    assert people["febrile"]["outcomes"] == [RECHECK, FEVER], _dump(people)
+    for pid in ("first", "hat", "glasses", "last"):
+        assert people[pid]["outcomes"][-1] == CLEAR, (pid, _dump(people))
+        assert FEVER not in people[pid]["outcomes"]
+    assert all(ev["outcome"] != FEVER for ev in stray)  # the hot drink
