@@ -6,10 +6,10 @@ loop, so screening never stops for a beep.
 
 - FEVER event: FEVER pattern, repeated every FEVER_REPEAT_MS until the
   officer presses the button (acknowledge) or FEVER_REPEATS times; LED
-  blinks fast (LED_FAST_MS) until acknowledged.
+  blinks fast (_LED_FAST_MS) until acknowledged.
 - RECHECK: one RECHECK pattern when a person leaves while still RECHECK
   (on_final), not while they approach: "call them back / use a clinical
-  thermometer".  LED blinks slowly for RECHECK_LED_MS.
+  thermometer".  LED blinks slowly for _RECHECK_LED_MS.
 - CLEAR: silent (a crowd of CLEARs must not train the officer to ignore
   beeps); LED steady on briefly (CLEAR_LED_MS).
 - Button (active low, IRQ on the falling edge, DEBOUNCE_MS): silences the
@@ -28,6 +28,8 @@ on the tick after the event (on_event may come before any tick, when
 
 import time
 
+from micropython import const
+
 import buzzer
 import calibration
 
@@ -37,16 +39,16 @@ if TYPE_CHECKING:
 
 FEVER_REPEAT_MS = 3000
 FEVER_REPEATS = 3
-LED_FAST_MS = 100
-LED_SLOW_MS = 500
-RECHECK_LED_MS = 4000
+_LED_FAST_MS = const(100)
+_LED_SLOW_MS = const(500)
+_RECHECK_LED_MS = const(4000)
 CLEAR_LED_MS = 1000
 DEBOUNCE_MS = 50
 
 LED_OFF = 0
-LED_STEADY = 1
-LED_SLOW = 2
-LED_FAST = 3
+_LED_STEADY = const(1)
+_LED_SLOW = const(2)
+_LED_FAST = const(3)
 
 
 class Alarm:
@@ -88,16 +90,16 @@ class Alarm:
             self.alarmed_track = ev.track_id
             self.silenced = False
             self._start(buzzer.FEVER, FEVER_REPEATS - 1)
-            self._led(LED_FAST, 0)
-        elif ev.outcome == calibration.CLEAR and self.led_mode != LED_FAST:
-            self._led(LED_STEADY, CLEAR_LED_MS)
+            self._led(_LED_FAST, 0)
+        elif ev.outcome == calibration.CLEAR and self.led_mode != _LED_FAST:
+            self._led(_LED_STEADY, CLEAR_LED_MS)
 
     def on_final(self, track_id, outcome):
         """A person left; outcome is their last reported one."""
         if outcome == calibration.RECHECK and self.pattern is None:
             self._start(buzzer.RECHECK, 0)
-            if self.led_mode != LED_FAST:
-                self._led(LED_SLOW, RECHECK_LED_MS)
+            if self.led_mode != _LED_FAST:
+                self._led(_LED_SLOW, _RECHECK_LED_MS)
 
     def _start(self, pattern, repeats):
         self.pattern = pattern
@@ -176,10 +178,10 @@ class Alarm:
             self.led_ms = 0
         if mode == LED_OFF:
             self.led.value(0)
-        elif mode == LED_STEADY:
+        elif mode == _LED_STEADY:
             self.led.value(1)
         else:
             # the blink phase jumps once at the wrap (2**30 is no multiple
             # of the period): harmless
-            period = LED_FAST_MS if mode == LED_FAST else LED_SLOW_MS
+            period = _LED_FAST_MS if mode == _LED_FAST else _LED_SLOW_MS
             self.led.value((now // period) & 1)

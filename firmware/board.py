@@ -13,11 +13,12 @@ them, so logic stays testable and a different board changes only this file.
 """
 
 from machine import ADC, I2C, PWM, Pin
+from micropython import const
 
-I2C_BUS = 0
-I2C_SDA = 21
-I2C_SCL = 22
-I2C_FREQ = 400000
+_I2C_BUS = const(0)
+_I2C_SDA = const(21)
+_I2C_SCL = const(22)
+_I2C_FREQ = const(400000)
 BUZZER_PIN = 25
 LED_PIN = 2
 BUTTON_PIN = 27
@@ -28,7 +29,7 @@ VL53L1X_ADDRESS = 0x29
 
 
 def make_i2c():
-    return I2C(I2C_BUS, scl=Pin(I2C_SCL), sda=Pin(I2C_SDA), freq=I2C_FREQ)
+    return I2C(_I2C_BUS, scl=Pin(_I2C_SCL), sda=Pin(_I2C_SDA), freq=_I2C_FREQ)
 
 
 def make_buzzer_pwm():

@@ -11,7 +11,7 @@ the simulated board.  asyncio tasks:
   radio is given, which journals it too), and the frame to the app while live
   view is on.  read_frame blocks for up to two subpage periods; the other
   tasks run between frames.
-- alarm: alarm.tick(clock()) every TICK_MS (buzzer patterns, LED, button).
+- alarm: alarm.tick(clock()) every _TICK_MS (buzzer patterns, LED, button).
 - radio: ble.run() when a server is given.
 - ToF (when a VL53L1X is fitted, see below): a range every TOF_PERIOD_MS
   into the screening's tof.ToFFusion.
@@ -24,7 +24,7 @@ failed read is never turned into a reading and screening never sees that
 frame (read_frame overwrites every pixel only when both subpages are good).
 The first failure of an episode records one FAULT_SENSOR_BUS (the sensor
 does not answer a register read) or FAULT_SENSOR_DATA event; after
-REINIT_AFTER failures in a row the camera is re-initialised (control register
+_REINIT_AFTER failures in a row the camera is re-initialised (control register
 rewritten; opened anew when boot found none) with a doubling backoff, and the
 first re-init of an episode that the sensor accepts records
 FAULT_SENSOR_REINIT.  The episode ends after RECOVERED_FRAMES good frames in
@@ -73,6 +73,8 @@ float Ta and the screening's temporaries are garbage collected as usual).
 import asyncio
 import time
 
+from micropython import const
+
 import mlx90640
 import protocol
 from buffers import zeros
@@ -81,23 +83,23 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-TICK_MS = 10  # alarm resolution: buzzer steps are 80-150 ms
+_TICK_MS = const(10)  # alarm resolution: buzzer steps are 80-150 ms
 FEED_MS = 500  # feeder period; WDT_TIMEOUT_MS leaves room for slow frames and retries
 WDT_TIMEOUT_MS = 8000
-RETRY_MS = 20  # between quick retries of a failed read
-REINIT_AFTER = 3  # failed reads in a row before the camera is re-initialised
-BACKOFF_MIN_MS = 250
-BACKOFF_MAX_MS = 8000
+_RETRY_MS = const(20)  # between quick retries of a failed read
+_REINIT_AFTER = const(3)  # failed reads in a row before the camera is re-initialised
+_BACKOFF_MIN_MS = const(250)
+_BACKOFF_MAX_MS = const(8000)
 RECOVERED_FRAMES = 8  # good frames in a row that end a fault episode
 TOF_PERIOD_MS = 50  # the VL53L1X's timing budget and period: a range every 50 ms
-TOF_RETRY_MS = 10  # poll again this soon when the next range was not ready yet
+_TOF_RETRY_MS = const(10)  # poll again this soon when the next range was not ready yet
 TOF_TIMEOUT_MS = 300  # no range for this long: the part stopped ranging (reset)
 TOF_RECOVERED = 8  # ranges in a row that end a ToF fault episode
-TOF_MODEL_ID_REG = 0x010F  # IDENTIFICATION__MODEL_ID, as vl53l1x checks it
+_TOF_MODEL_ID_REG = const(0x010F)  # IDENTIFICATION__MODEL_ID, as vl53l1x checks it
 TOF_MODEL_ID = 0xEACC  # vl53l1x.MODEL_ID (the driver is not imported to probe)
-_STATUS_REG = 0x8000  # MLX90640 status register: any answer means the bus works
-_FRAME_W = 32
-_FRAME_H = 24
+_STATUS_REG = const(0x8000)  # MLX90640 status register: any answer means the bus works
+_FRAME_W = const(32)
+_FRAME_H = const(24)
 
 
 def new_frame():
@@ -111,7 +113,7 @@ def tof_fitted(i2c, address):
     import i2c16
 
     b = bytearray(2)
-    if i2c16.transfer(i2c, address, False, TOF_MODEL_ID_REG, b, 2) is not None:
+    if i2c16.transfer(i2c, address, False, _TOF_MODEL_ID_REG, b, 2) is not None:
         return False
     return ((b[0] << 8) | b[1]) == TOF_MODEL_ID
 
@@ -178,7 +180,7 @@ class Helmet:
         self._good_run = 0  # good frames in a row
         self._in_fault = camera is None  # boot already recorded the missing sensor
         self._reinit_logged = False
-        self._backoff = BACKOFF_MIN_MS
+        self._backoff = _BACKOFF_MIN_MS
         self._unix_base = 0  # unix seconds at _unix_ms (0 = clock unset)
         self._unix_ms: "Any" = 0  # ticks
         self._body: "Any" = None
@@ -193,7 +195,7 @@ class Helmet:
         self._tof_up = False  # initialised and ranging
         self._tof_in_fault = False
         self._tof_good = 0  # results in a row
-        self._tof_backoff = BACKOFF_MIN_MS
+        self._tof_backoff = _BACKOFF_MIN_MS
         self._tof_last: "Any" = 0  # clock (ticks) at the last result or init
         self._vl: "Any" = None
         if tof_opener is not None:
@@ -283,7 +285,7 @@ class Helmet:
         self._good_run += 1
         if self._in_fault and self._good_run >= RECOVERED_FRAMES:
             self._in_fault = False
-            self._backoff = BACKOFF_MIN_MS
+            self._backoff = _BACKOFF_MIN_MS
         self.frames += 1
         # the frame's time on the clock the ToF ranges are stamped with
         self.screening.process(self.frame, ta, self.unix_time(), self.clock())
@@ -298,7 +300,7 @@ class Helmet:
         if not self._in_fault:
             self._in_fault = True
             self._reinit_logged = False
-            self._backoff = BACKOFF_MIN_MS
+            self._backoff = _BACKOFF_MIN_MS
             self._fault(protocol.FAULT_SENSOR_DATA if self._answers() else protocol.FAULT_SENSOR_BUS)
 
     def _answers(self):
@@ -354,10 +356,10 @@ class Helmet:
                 await asyncio.sleep_ms(0)  # let the alarm, radio and feeder run
                 continue
             self.beats += 1
-            if self.camera is None or self._fails >= REINIT_AFTER:
+            if self.camera is None or self._fails >= _REINIT_AFTER:
                 await self._recover()
             else:
-                await asyncio.sleep_ms(RETRY_MS)
+                await asyncio.sleep_ms(_RETRY_MS)
 
     def _configure(self):
         try:
@@ -370,7 +372,7 @@ class Helmet:
     async def _recover(self):
         """Back off, then re-initialise; the backoff doubles up to its cap."""
         await self._pause(self._backoff)
-        self._backoff = min(2 * self._backoff, BACKOFF_MAX_MS)
+        self._backoff = min(2 * self._backoff, _BACKOFF_MAX_MS)
         self._fails = 0
         self.reinit()
 
@@ -389,7 +391,7 @@ class Helmet:
             if not dev.data_ready():
                 if time.ticks_diff(now, self._tof_last) > TOF_TIMEOUT_MS:
                     return self._tof_failed()  # as a NACK: the part reset or stopped
-                return TOF_RETRY_MS
+                return _TOF_RETRY_MS
             status = dev.read(False)  # read(): no tuple, nothing allocated
         except vl.ToFError:
             return self._tof_failed()
@@ -405,7 +407,7 @@ class Helmet:
         self._tof_good += 1
         if self._tof_in_fault and self._tof_good >= TOF_RECOVERED:
             self._tof_in_fault = False
-            self._tof_backoff = BACKOFF_MIN_MS
+            self._tof_backoff = _BACKOFF_MIN_MS
         return TOF_PERIOD_MS
 
     def _tof_open(self):
@@ -427,10 +429,10 @@ class Helmet:
         self._tof_up = False
         if not self._tof_in_fault:
             self._tof_in_fault = True
-            self._tof_backoff = BACKOFF_MIN_MS
+            self._tof_backoff = _BACKOFF_MIN_MS
             self.tof_faults += 1
         ms = self._tof_backoff
-        self._tof_backoff = min(2 * ms, BACKOFF_MAX_MS)
+        self._tof_backoff = min(2 * ms, _BACKOFF_MAX_MS)
         return ms
 
     async def tof_loop(self):
@@ -442,7 +444,7 @@ class Helmet:
         alarm, clock = self.alarm, self.clock
         while True:
             alarm.tick(clock())
-            await asyncio.sleep_ms(TICK_MS)
+            await asyncio.sleep_ms(_TICK_MS)
 
     async def feeder(self):
         """Feed the watchdog only if the sensor loop moved since the last feed."""

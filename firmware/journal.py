@@ -30,20 +30,22 @@ slots) plus two small buffers, allocated once.
 import struct
 from binascii import crc32
 
+from micropython import const
+
 import protocol
 from buffers import zeros
 
 SLOT_SIZE = 32
-_EVENT_OFF = 4
-_CRC_OFF = 28
-_META_SIZE = 32
-_META = "<IIIIII"  # gen, ack, dropped_total, unreported, fault_seq, fault_count
-_DEFAULT_CAPACITY = 256
-_COUNT_MAX = 0xFFFF
+_EVENT_OFF = const(4)
+_CRC_OFF = const(28)
+_META_SIZE = const(32)
+_META = const("<IIIIII")  # gen, ack, dropped_total, unreported, fault_seq, fault_count
+_DEFAULT_CAPACITY = const(256)
+_COUNT_MAX = const(0xFFFF)
 
 # Priority of an event when the ring overflows: 1 survives over 0.
-_LOW = 0
-_HIGH = 1
+_LOW = const(0)
+_HIGH = const(1)
 
 
 def _priority(ev):

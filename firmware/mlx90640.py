@@ -47,6 +47,8 @@ beyond, pixels are NaN.
 import array
 import gc
 
+from micropython import const
+
 import mlx90640_fixed as _fx
 from buffers import zeros
 
@@ -63,7 +65,7 @@ STATUS_REG = 0x8000
 CONTROL_REG = 0x800D
 
 # Refresh rate codes (control register bits 7-9); the rate is per subpage.
-RATE_0_5HZ = 0
+_RATE_0_5HZ = const(0)
 RATE_1HZ = 1
 RATE_2HZ = 2
 RATE_4HZ = 3
@@ -72,13 +74,13 @@ RATE_16HZ = 5
 RATE_32HZ = 6
 RATE_64HZ = 7
 # ADC resolution codes (control register bits 10-11): 16..19 bit.
-RES_16 = 0
+_RES_16 = const(0)
 RES_17 = 1
 RES_18 = 2
 RES_19 = 3
 
 KELVIN = 273.15
-NO_PIXEL = 0xFFFF  # terminator in broken_pixels / outlier_pixels (as Melexis)
+_NO_PIXEL = const(0xFFFF)  # terminator in broken_pixels / outlier_pixels (as Melexis)
 
 
 class SensorError(Exception):
@@ -153,8 +155,8 @@ class Params:
         self.kta = _ScaledTable(self.ktan, 1)
         self._kv4 = (0.0, 0.0, 0.0, 0.0)
         self.kv = _ParityTable(self._kv4)
-        self.broken_pixels = array.array("H", [NO_PIXEL] * 5)
-        self.outlier_pixels = array.array("H", [NO_PIXEL] * 5)
+        self.broken_pixels = array.array("H", [_NO_PIXEL] * 5)
+        self.outlier_pixels = array.array("H", [_NO_PIXEL] * 5)
         self.bad_map = bytearray(NPIX // 8)
         self._max_off = 1
         self._max_on = 1
@@ -392,8 +394,8 @@ def _invert_alpha(p, div, tgc):
 
 def _extract_deviating(ee, p):
     """Broken (word == 0) and outlier (bit 0 set) pixels, at most 4 in all."""
-    broken = array.array("H", [NO_PIXEL] * 5)
-    outlier = array.array("H", [NO_PIXEL] * 5)
+    broken = array.array("H", [_NO_PIXEL] * 5)
+    outlier = array.array("H", [_NO_PIXEL] * 5)
     nb = no = 0
     for i in range(NPIX):
         w = ee[64 + i]
@@ -433,7 +435,7 @@ def bad_pixels(params: Params) -> tuple:
     out = []
     for table in (params.broken_pixels, params.outlier_pixels):
         for i in table:
-            if i != NO_PIXEL:
+            if i != _NO_PIXEL:
                 out.append(i)
     return tuple(out)
 
@@ -596,18 +598,18 @@ def repair_pixels(to: "array.array", params: Params, chess: bool = True) -> None
     same row, same subpage).  Falls back to all eight neighbours when none of
     those is valid; leaves the pixel alone when no neighbour is."""
     for i in params.broken_pixels:
-        if i != NO_PIXEL:
+        if i != _NO_PIXEL:
             _repair_one(to, params, i, chess)
     for i in params.outlier_pixels:
-        if i != NO_PIXEL:
+        if i != _NO_PIXEL:
             _repair_one(to, params, i, chess)
 
 
 # Neighbours measured in the same subpage (chess: diagonals; interleaved: same
 # row), then all eight as the fallback.
-_DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
-_SIDEWAYS = ((0, -1), (0, 1))
-_EIGHT = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+_DIAGONAL = const(((-1, -1), (-1, 1), (1, -1), (1, 1)))
+_SIDEWAYS = const(((0, -1), (0, 1)))
+_EIGHT = const(((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)))
 
 
 def _repair_one(to, p, i, chess):

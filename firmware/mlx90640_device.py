@@ -5,6 +5,7 @@ import time
 
 import micropython
 import uctypes
+from micropython import const
 
 import i2c16
 from buffers import zeros
@@ -27,11 +28,11 @@ from mlx90640 import (
     repair_pixels,
 )
 
-_STATUS_DATA_READY = 0x0008
+_STATUS_DATA_READY = const(0x0008)
 # Status value written after a frame is taken: bit 3 (data ready) cleared,
 # bit 4 (RAM overwrite enabled) and bit 5 (start measurement) set, as the
 # Melexis driver does.
-_STATUS_CLEAR = 0x0030
+_STATUS_CLEAR = const(0x0030)
 _SUBPAGE_MS = (2000, 1000, 500, 250, 125, 63, 32, 16)  # by refresh-rate code
 
 VDD_RANGE = (2.9, 3.7)  # volts; the part is specified for 3.0-3.6 V

@@ -35,34 +35,35 @@ import array
 import math
 
 import micropython
+from micropython import const
 
 from buffers import zeros
 
 BIAS = 1 << 29
-TO_OFFSET_Q20 = 286418534  # round(273.15 * 2**20)
-NAN_HI = 0x7FC0
+_TO_OFFSET_Q20 = const(286418534)  # round(273.15 * 2**20)
+_NAN_HI = const(0x7FC0)
 
 # Frame-constant slots (see prepare() in mlx90640.py).
-FC_GH = 0
-FC_GL = 1
-FC_KV = 2  # 4 slots, by 2 * (row odd) + (column odd)
-FC_SKV = 6
-FC_DK = 7  # 4 slots
-FC_SDK = 11
-FC_C = 12  # 8 slots, by 4 * (row odd) + column % 4
-FC_MQ = 20
-FC_MS = 21
-FC_T = 22
-FC_TLIM = 23
-FC_A1 = 24
-FC_B1 = 25
-FC_N1 = 26
-FC_AR = 27  # 4 slots
-FC_BR = 31  # 4 slots
-FC_NR = 35  # 4 slots
-FC_THR = 39  # 3 slots, Q10 Kelvin
-FC_SUBPAGE = 42
-FC_CHESS = 43
+_FC_GH = const(0)
+_FC_GL = const(1)
+_FC_KV = const(2)  # 4 slots, by 2 * (row odd) + (column odd)
+_FC_SKV = const(6)
+_FC_DK = const(7)  # 4 slots
+_FC_SDK = const(11)
+_FC_C = const(12)  # 8 slots, by 4 * (row odd) + column % 4
+_FC_MQ = const(20)
+_FC_MS = const(21)
+_FC_T = const(22)
+_FC_TLIM = const(23)
+_FC_A1 = const(24)
+_FC_B1 = const(25)
+_FC_N1 = const(26)
+_FC_AR = const(27)  # 4 slots
+_FC_BR = const(31)  # 4 slots
+_FC_NR = const(35)  # 4 slots
+_FC_THR = const(39)  # 3 slots, Q10 Kelvin
+_FC_SUBPAGE = const(42)
+_FC_CHESS = const(43)
 FC_COUNT = 44
 
 # ---------------------------------------------------------------- set-up
@@ -81,7 +82,7 @@ def prepare_sensor(p):
     bias = BIAS
     lim = 1 << 29
     slopes = [(rng[12], rng[11])] + [(rng[r], rng[4 + r]) for r in range(4)]
-    slots = [(FC_A1, FC_B1, FC_N1)] + [(FC_AR + r, FC_BR + r, FC_NR + r) for r in range(4)]
+    slots = [(_FC_A1, _FC_B1, _FC_N1)] + [(_FC_AR + r, _FC_BR + r, _FC_NR + r) for r in range(4)]
     for (a, b), (sa, sb, sn) in zip(slopes, slots):
         bn = _slope(b)
         aq = int(round(a * 4194304))
@@ -92,7 +93,7 @@ def prepare_sensor(p):
         fc[sb] = bn[0] + bias
         fc[sn] = bn[1] + bias
     for j in range(3):
-        fc[FC_THR + j] = int(min(lim - 1, round(rng[8 + j] * 1024))) + bias
+        fc[_FC_THR + j] = int(min(lim - 1, round(rng[8 + j] * 1024))) + bias
     # Fixed shifts for the offset terms, valid for |Vdd - 3.3| <= 1 V and
     # |Ta - 25| <= 128: the largest with max|offset| * |KV| < 2**29 and
     # max|offset * kta numerator| * |DK| < 2**29 (see the kernel).
@@ -109,8 +110,8 @@ def prepare_sensor(p):
     if p._max_off * kv_max * (1 << (12 + skv)) >= lim or p._max_on * dk_max * (1 << (12 + sdk)) >= lim:
         p.fixed_point = False
         return
-    fc[FC_SKV] = skv + bias
-    fc[FC_SDK] = sdk + bias
+    fc[_FC_SKV] = skv + bias
+    fc[_FC_SDK] = sdk + bias
     p._kv_scale = float(1 << (12 + skv))
     p._dk_scale = (1 << (12 + sdk)) / (1 << p.kta_scale)
 
@@ -145,22 +146,22 @@ def prepare_frame(p, gain, dvdd, dta, scale, ta_tr, subpage, chess, il_on):
     g24 = round(gain * 16777216.0)
     if not 0 < g24 < 67108864:
         return False
-    fc[0] = (g24 >> 12) + bias  # FC_GH
-    fc[1] = (g24 & 4095) + bias  # FC_GL
+    fc[0] = (g24 >> 12) + bias  # _FC_GH
+    fc[1] = (g24 & 4095) + bias  # _FC_GL
     kvf = p._kvf
     kvs = p._kv_scale
     dks = dta * p._dk_scale
     for j in range(4):
         k = kvf[j]
-        fc[2 + j] = round(k * kvs) + bias  # FC_KV
-        fc[7 + j] = round(k * dks) + bias  # FC_DK
+        fc[2 + j] = round(k * kvs) + bias  # _FC_KV
+        fc[7 + j] = round(k * dks) + bias  # _FC_DK
     ilc = p._ilc
     if not il_on:  # one constant for all eight slots
         c = round(ilc[0] * 4096.0)
         if not -268435456 < c < 268435456:
             return False
         for j in range(8):
-            fc[12 + j] = c + bias  # FC_C
+            fc[12 + j] = c + bias  # _FC_C
     else:
         for j in range(8):
             c = round(ilc[j] * 4096.0)
@@ -177,16 +178,16 @@ def prepare_frame(p, gain, dvdd, dta, scale, ta_tr, subpage, chess, il_on):
     if mq >= 16777216:
         mq >>= 1
         ms += 1
-    fc[20] = mq + bias  # FC_MQ
-    fc[21] = ms + bias  # FC_MS
+    fc[20] = mq + bias  # _FC_MQ
+    fc[21] = ms + bias  # _FC_MS
     t_units = round(ta_tr * 0.00390625)  # / 256
     if not 0 < t_units < 268435456:
         return False
-    fc[22] = t_units + bias  # FC_T
+    fc[22] = t_units + bias  # _FC_T
     t_lim = 536870911.0 / m  # |u| < 2**29
-    fc[23] = (536870911 if t_lim >= 536870911.0 else int(t_lim)) + bias  # FC_TLIM
-    fc[42] = subpage + bias  # FC_SUBPAGE
-    fc[43] = (1 if chess else 0) + bias  # FC_CHESS
+    fc[23] = (536870911 if t_lim >= 536870911.0 else int(t_lim)) + bias  # _FC_TLIM
+    fc[42] = subpage + bias  # _FC_SUBPAGE
+    fc[43] = (1 if chess else 0) + bias  # _FC_CHESS
     return True
 
 

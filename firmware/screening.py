@@ -26,7 +26,7 @@ Per track (preallocated slots, one calibration.Decider each):
   then CLEAR or FEVER when close.  FEVER is final for the track (a febrile
   person is never re-reported CLEAR).  `on_final(track_id, outcome)` is
   called when a track ends (person left) with its last reported outcome,
-  if its kept reading was taken within FINAL_MAX_DISTANCE_M.
+  if its kept reading was taken within _FINAL_MAX_DISTANCE_M.
 - one FEVER alarm per person even when their track breaks at close range
   (see _same_fever_person);
 - a queue: when the next person steps into the place of the one just
@@ -42,11 +42,13 @@ Per track (preallocated slots, one calibration.Decider each):
   track as an object: it never reports.  A track that has not moved for
   STATIC_S is treated as an object too and its pixels are released to the
   background model; where an object track ends, new tracks are objects for
-  KEEP_OUT_S (the half-absorbed remains of the object are not people).
+  _KEEP_OUT_S (the half-absorbed remains of the object are not people).
 
 Privacy: nothing of the frame is kept beyond the background model (needed
 for segmentation); per track only numbers.
 """
+
+from micropython import const
 
 import calibration
 import detect
@@ -56,19 +58,19 @@ import track
 from buffers import zeros
 
 STATIC_S = 120.0  # a "person" that has not moved for 2 minutes is an object
-SYS_BETTER = 0.9
-SYS_SAME = 1.1
-NO_OUTCOME = 255
-FINAL_MAX_DISTANCE_M = 2.0  # on_final only for people who came this close
-WEQ_ALPHA = 0.2  # head-width smoothing per frame (about 5 frames)
-REID_S = 3.0
-REID_CORE_C = 0.5
-KEEP_OUT_ZONES = 4
-KEEP_OUT_S = 120.0
-KEEP_OUT_MARGIN = 1  # px around an object's box
-TAKEOVER_FRAMES = 3  # a head this many frames in a row much narrower than its track's is someone else
-PART_MISSED_FRAMES = 2  # a near head's box stands for this many frames it is not seen
-TAKEOVER_MIN_DROP_PX = 2.0  # ... and narrower by more than its width's noise (measure.WIDTH_PX_U, 3 sigma)
+_SYS_BETTER = const(0.9)
+_SYS_SAME = const(1.1)
+_NO_OUTCOME = const(255)
+_FINAL_MAX_DISTANCE_M = const(2.0)  # on_final only for people who came this close
+_WEQ_ALPHA = const(0.2)  # head-width smoothing per frame (about 5 frames)
+_REID_S = const(3.0)
+_REID_CORE_C = const(0.5)
+_KEEP_OUT_ZONES = const(4)
+_KEEP_OUT_S = const(120.0)
+_KEEP_OUT_MARGIN = const(1)  # px around an object's box
+_TAKEOVER_FRAMES = const(3)  # a head this many frames in a row much narrower than its track's is someone else
+_PART_MISSED_FRAMES = const(2)  # a near head's box stands for this many frames it is not seen
+_TAKEOVER_MIN_DROP_PX = const(2.0)  # ... and narrower by more than its width's noise (measure.WIDTH_PX_U, 3 sigma)
 
 
 class Screening:
@@ -117,14 +119,14 @@ class Screening:
         self.fever_core = 0.0
         self.fever_slot = 0
         self.fever_id = 0
-        self.reid_frames = int(REID_S * rate)
+        self.reid_frames = int(_REID_S * rate)
         # keep-out zones: where an object track ended, new tracks are objects
-        # too for KEEP_OUT_S (the absorbed object's remains are not people)
-        self.ko_box = bytearray(4 * KEEP_OUT_ZONES)  # r0, r1, c0, c1 per zone
-        self.ko_left = zeros("I", KEEP_OUT_ZONES)  # frames left; 0 = free
+        # too for _KEEP_OUT_S (the absorbed object's remains are not people)
+        self.ko_box = bytearray(4 * _KEEP_OUT_ZONES)  # r0, r1, c0, c1 per zone
+        self.ko_left = zeros("I", _KEEP_OUT_ZONES)  # frames left; 0 = free
         self.box = bytearray(4 * n)  # per track: its blob's box last seen (r0, r1, c0, c1)
         self.head_box = bytearray(4 * n)  # per track: its head's box last read (r0, r1, c0, c1)
-        self.keep_out_frames = int(KEEP_OUT_S * rate)
+        self.keep_out_frames = int(_KEEP_OUT_S * rate)
 
     def reconfigure(self, cfg):
         """Apply a new configuration (the app's OP_SET_CONFIG) from the next
@@ -153,9 +155,9 @@ class Screening:
         self.obj[t] = 0
         self.weq[t] = 0.0
         self.narrow[t] = 0
-        self.cand[t] = NO_OUTCOME
+        self.cand[t] = _NO_OUTCOME
         self.cand_n[t] = 0
-        self.reported[t] = NO_OUTCOME
+        self.reported[t] = _NO_OUTCOME
         self.outcome[t] = calibration.RECHECK
 
     def _start(self, t):
@@ -173,7 +175,7 @@ class Screening:
         head and body hide what is behind them; a farther head shows higher,
         towards the horizon), so it is not read, and its track reports
         nothing from there.  Near: a track whose kept reading is resolved,
-        with a head at least twice as wide, seen within PART_MISSED_FRAMES
+        with a head at least twice as wide, seen within _PART_MISSED_FRAMES
         (a near head is missed now and then as it turns).  Its head box:
         rows and columns as last read, grown by a pixel."""
         det = self.det
@@ -186,7 +188,7 @@ class Screening:
         for t in range(track.MAX_TRACKS):
             if not trk.active[t] or trk.head_track[k] == t or not self.resolved[t] or self.obj[t]:
                 continue
-            if trk.missed[t] > PART_MISSED_FRAMES or self.weq[t] < w:
+            if trk.missed[t] > _PART_MISSED_FRAMES or self.weq[t] < w:
                 continue
             o = 4 * t
             if hb[o] <= r0 + 1 and hb[o + 2] <= c0 + 1 and c1 <= hb[o + 3] + 1:
@@ -196,19 +198,19 @@ class Screening:
     def _taken_over(self, t, w):
         """Is track t's head this frame, w px wide, someone else?  A head
         much narrower than the track's (measure.FRAGMENT_WIDTH_RATIO, and by
-        more than the width's noise: TAKEOVER_MIN_DROP_PX) is for
+        more than the width's noise: _TAKEOVER_MIN_DROP_PX) is for
         a frame or two a fragment (hair above a glasses band: measure
-        refuses it and the track's width stays); for TAKEOVER_FRAMES in a
+        refuses it and the track's width stays); for _TAKEOVER_FRAMES in a
         row it is someone farther away who stepped into the place of the
         person the track followed (a queue), whom the track must not hand
         that person's reading and outcome."""
         weq = self.weq[t]
-        if weq <= 0.0 or w >= measure.FRAGMENT_WIDTH_RATIO * weq or weq - w < TAKEOVER_MIN_DROP_PX:
+        if weq <= 0.0 or w >= measure.FRAGMENT_WIDTH_RATIO * weq or weq - w < _TAKEOVER_MIN_DROP_PX:
             self.narrow[t] = 0
             return False
         if self.narrow[t] < 255:
             self.narrow[t] += 1
-        return self.narrow[t] >= TAKEOVER_FRAMES
+        return self.narrow[t] >= _TAKEOVER_FRAMES
 
     def _end(self, t):
         """Track t has ended (its person left, or someone else took over its
@@ -216,10 +218,10 @@ class Screening:
         calling back; a far fragment of a track is not."""
         if (
             self.on_final is not None
-            and self.reported[t] != NO_OUTCOME
+            and self.reported[t] != _NO_OUTCOME
             and not self.obj[t]
             and self.has[t]
-            and self.dist[t] <= FINAL_MAX_DISTANCE_M
+            and self.dist[t] <= _FINAL_MAX_DISTANCE_M
         ):
             self.on_final(self.trk.ids[t], self.reported[t])
 
@@ -227,7 +229,7 @@ class Screening:
         """Is a head at column x, row y inside the box of an object: one
         that ended (keep-out zones) or one still tracked?"""
         kb = self.ko_box
-        for z in range(KEEP_OUT_ZONES):
+        for z in range(_KEEP_OUT_ZONES):
             if self.ko_left[z] and _inside(kb, 4 * z, x, y):
                 return True
         for t in range(track.MAX_TRACKS):
@@ -237,7 +239,7 @@ class Screening:
 
     def _add_keep_out(self, t):
         best = 0
-        for z in range(KEEP_OUT_ZONES):
+        for z in range(_KEEP_OUT_ZONES):
             if self.ko_left[z] < self.ko_left[best]:
                 best = z
         for j in range(4):
@@ -256,7 +258,7 @@ class Screening:
         # unresolved one, and is never replaced by one
         if self.has[t] and self.resolved[t] and not r.resolved:
             return
-        if not self.has[t] or (r.resolved and not self.resolved[t]) or u_sys < SYS_BETTER * self.sys_u[t]:
+        if not self.has[t] or (r.resolved and not self.resolved[t]) or u_sys < _SYS_BETTER * self.sys_u[t]:
             self.has[t] = 1
             self.skin_mean[t] = r.skin_c
             self.sys_u[t] = u_sys
@@ -266,7 +268,7 @@ class Screening:
             self.occl[t] = 1 if r.occluded else 0
             self.tofd[t] = 1 if from_tof else 0
             self.resolved[t] = 1 if r.resolved else 0
-        elif u_sys <= SYS_SAME * self.sys_u[t] and u_sys < calibration.INF:
+        elif u_sys <= _SYS_SAME * self.sys_u[t] and u_sys < calibration.INF:
             n = self.n_avg[t]
             if n < 60000:
                 self.skin_mean[t] = (self.skin_mean[t] * n + r.skin_c) / (n + 1)
@@ -327,7 +329,7 @@ class Screening:
             if self.weq[t] <= 0.0:
                 self.weq[t] = w
             elif not self.narrow[t]:
-                self.weq[t] += WEQ_ALPHA * (w - self.weq[t])
+                self.weq[t] += _WEQ_ALPHA * (w - self.weq[t])
             if det.h_edge[k]:
                 continue  # a head cut by the image border: its width and face are not all there
             if self._part_of_nearer_head(k):
@@ -351,7 +353,7 @@ class Screening:
                 self.obj[t] = 1
                 continue
             self._absorb(t, r, from_tof)
-        for z in range(KEEP_OUT_ZONES):
+        for z in range(_KEEP_OUT_ZONES):
             if self.ko_left[z]:
                 self.ko_left[z] -= 1
         for t in range(track.MAX_TRACKS):
@@ -414,8 +416,8 @@ class Screening:
     def _same_fever_person(self, t):
         """A track lost at close range (two people overlapping, a head cut
         by the border) restarts as a new track; one alarm per person means a
-        FEVER within REID_S of the last one, with a core estimate within
-        REID_CORE_C, from a new track while the alarmed track is lost, is
+        FEVER within _REID_S of the last one, with a core estimate within
+        _REID_CORE_C, from a new track while the alarmed track is lost, is
         the same person.  Trade-off: a second febrile person of the same
         temperature within those seconds, while the first is out of sight,
         raises no second alarm (the officer is attending the first)."""
@@ -424,7 +426,7 @@ class Screening:
         d = self.core[t] - self.fever_core
         if d < 0:
             d = -d
-        if d > REID_CORE_C:
+        if d > _REID_CORE_C:
             return False
         s = self.fever_slot
         trk = self.trk
@@ -473,7 +475,7 @@ class Screening:
 
 
 def _inside(box, o, x, y):
-    m = KEEP_OUT_MARGIN
+    m = _KEEP_OUT_MARGIN
     return box[o] - m <= y <= box[o + 1] + 1 + m and box[o + 2] - m <= x <= box[o + 3] + 1 + m
 
 

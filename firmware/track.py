@@ -5,37 +5,39 @@ Each track holds a head position (x = column, y = row, pixels), a velocity
 1. predict: position + velocity;
 2. cost of pairing track t with head k = distance from the prediction plus
    0.5 px per pixel of head-width difference (two people crossing at
-   different distances differ in head size) plus TEMP_COST px per degC of
-   face-peak difference; pairs beyond the gate (GATE_PX + GATE_WIDTH *
+   different distances differ in head size) plus _TEMP_COST px per degC of
+   face-peak difference; pairs beyond the gate (_GATE_PX + _GATE_WIDTH *
    head width: bigger, closer heads move more pixels per frame) are never
-   paired, nor are two big heads (>= BIG_HEAD_PX wide, where the face peak
+   paired, nor are two big heads (>= _BIG_HEAD_PX wide, where the face peak
    is all skin and steady) whose face peaks differ by more than
-   TEMP_GATE_C: that is the next person stepping into the same spot; nor
+   _TEMP_GATE_C: that is the next person stepping into the same spot; nor
    a head more than twice (plus a pixel) as wide or narrow as the track's;
 3. greedy assignment, cheapest pair first (optimal enough for <= 8 heads);
-4. alpha-beta update (ALPHA position, BETA velocity) of paired tracks;
+4. alpha-beta update (_ALPHA position, _BETA velocity) of paired tracks;
    unpaired tracks coast on their prediction and are retired after
    max_missed frames (about 1 s: long enough to bridge a crossing);
    unpaired heads start new tracks with the next id (u16, wraps, skips 0).
 5. begin(t) gives a paired track a new id where the caller knows that
    someone else has taken over its head (see Screening's width rule).
-A track also counts how long it has stayed within STILL_PX of an anchor
+A track also counts how long it has stayed within _STILL_PX of an anchor
 (frames_still), so the screening can release objects that never move.
 All state is preallocated (MAX_TRACKS slots); ids are 1..65535.
 """
 
+from micropython import const
+
 from buffers import zeros
 
 MAX_TRACKS = 8
-GATE_PX = 3.0
-GATE_WIDTH = 1.0
-ALPHA = 0.6
-BETA = 0.3
-STILL_PX = 1.5
-MAX_PAIRS = 64
-TEMP_COST = 1.0
-TEMP_GATE_C = 1.2
-BIG_HEAD_PX = 5
+_GATE_PX = const(3.0)
+_GATE_WIDTH = const(1.0)
+_ALPHA = const(0.6)
+_BETA = const(0.3)
+_STILL_PX = const(1.5)
+_MAX_PAIRS = const(64)
+_TEMP_COST = const(1.0)
+_TEMP_GATE_C = const(1.2)
+_BIG_HEAD_PX = const(5)
 
 
 class Tracker:
@@ -60,9 +62,9 @@ class Tracker:
         self.new = bytearray(n)  # 1 = started this frame
         self.retired = bytearray(n)  # 1 = retired this frame (slot data still readable)
         self.head_track = bytearray(8)  # per head: track slot, 255 = none
-        self._pc = zeros("f", MAX_PAIRS)
-        self._pt = bytearray(MAX_PAIRS)
-        self._pk = bytearray(MAX_PAIRS)
+        self._pc = zeros("f", _MAX_PAIRS)
+        self._pt = bytearray(_MAX_PAIRS)
+        self._pk = bytearray(_MAX_PAIRS)
 
     def update(self, xs, ys, ws, n_heads, peaks=None):
         """Associate n_heads heads (arrays of column, row, width px and,
@@ -91,12 +93,12 @@ class Tracker:
                 continue
             px = tx[t] + tvx[t]
             py = ty[t] + tvy[t]
-            gate = GATE_PX + GATE_WIDTH * tw[t]
+            gate = _GATE_PX + _GATE_WIDTH * tw[t]
             for k in range(n_heads):
                 dx = xs[k] - px
                 dy = ys[k] - py
                 dist = (dx * dx + dy * dy) ** 0.5
-                if dist > gate or npairs >= MAX_PAIRS:
+                if dist > gate or npairs >= _MAX_PAIRS:
                     continue
                 dw = ws[k] - tw[t]
                 if dw < 0:
@@ -108,9 +110,9 @@ class Tracker:
                     dp = peaks[k] - self.peak[t]
                     if dp < 0:
                         dp = -dp
-                    if dp > TEMP_GATE_C and ws[k] >= BIG_HEAD_PX and tw[t] >= BIG_HEAD_PX:
+                    if dp > _TEMP_GATE_C and ws[k] >= _BIG_HEAD_PX and tw[t] >= _BIG_HEAD_PX:
                         continue
-                    cost += TEMP_COST * dp
+                    cost += _TEMP_COST * dp
                 pc[npairs] = cost
                 pt[npairs] = t
                 pk[npairs] = k
@@ -143,10 +145,10 @@ class Tracker:
                         break
                 rx = xs[k] - px
                 ry = ys[k] - py
-                tx[t] = px + ALPHA * rx
-                ty[t] = py + ALPHA * ry
-                tvx[t] = tvx[t] + BETA * rx
-                tvy[t] = tvy[t] + BETA * ry
+                tx[t] = px + _ALPHA * rx
+                ty[t] = py + _ALPHA * ry
+                tvx[t] = tvx[t] + _BETA * rx
+                tvy[t] = tvy[t] + _BETA * ry
                 tw[t] = 0.5 * (tw[t] + ws[k])
                 if peaks is not None:
                     self.peak[t] = 0.5 * (self.peak[t] + peaks[k])
@@ -163,7 +165,7 @@ class Tracker:
             self.age[t] += 1
             dx = tx[t] - self.ax[t]
             dy = ty[t] - self.ay[t]
-            if dx * dx + dy * dy > STILL_PX * STILL_PX:
+            if dx * dx + dy * dy > _STILL_PX * _STILL_PX:
                 self.ax[t] = tx[t]
                 self.ay[t] = ty[t]
                 self.frames_still[t] = 0

@@ -106,7 +106,7 @@ class Ptr:
 def fw():
     """firmware/mlx90640 imported into CPython with the kernel instrumented."""
     shim = types.ModuleType("micropython")
-    shim.viper = shim.native = lambda f: f
+    shim.viper = shim.native = shim.const = lambda f: f
     names = ("micropython", "mlx90640", "mlx90640_fixed", "mlx90640_float", "mlx90640_device")
     saved = {k: sys.modules.pop(k) for k in names if k in sys.modules}
     sys.modules["micropython"] = shim
