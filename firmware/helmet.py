@@ -480,7 +480,7 @@ def main(boot):
     allocated (the driver then gets its big tables from a fresh heap too);
     or boot's result, (report, boot event bytes), when the caller booted."""
     frame = new_frame()  # first, before anything else fragments the heap
-    report, boot_event = boot() if callable(boot) else boot
+    report, boot_event = boot(image=frame) if callable(boot) else boot
     camera = report.sensor.camera if report.ok else None
     report = boot = None  # the self-test's objects (and so its module) can go
     import machine

@@ -24,8 +24,9 @@ def boot_event(report, seq=0, unix_time=0):
     return protocol.encode_event(event)
 
 
-def boot(sleep_ms=None):
-    """Self-test the hardware; returns (report, boot event bytes)."""
+def boot(sleep_ms=None, image=None):
+    """Self-test the hardware; returns (report, boot event bytes).  image:
+    the frame buffer the test frame is read into (helmet.main's)."""
     pwm = board.make_buzzer_pwm()
     buzzer = Buzzer(pwm) if sleep_ms is None else Buzzer(pwm, sleep_ms)
     # imported here and let go of afterwards: the self-test runs once, and
@@ -33,7 +34,7 @@ def boot(sleep_ms=None):
     # the report once it has taken the camera)
     import selftest
 
-    report = selftest.run(board.make_i2c(), buzzer, board.make_led(), board.make_battery_adc())
+    report = selftest.run(board.make_i2c(), buzzer, board.make_led(), board.make_battery_adc(), image)
     sys.modules.pop("selftest", None)
     print(report.summary())
     return report, boot_event(report)

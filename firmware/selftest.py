@@ -7,7 +7,6 @@ answer on the bus, hold a plausible EEPROM, and deliver one full frame with
 a sane Ta and Vdd; anything less fails the self-test with the reason.
 """
 
-import array
 import gc
 
 import machine
@@ -15,6 +14,7 @@ import machine
 import board
 import mlx90640
 import version
+from buffers import zeros
 from buzzer import SELF_TEST
 
 RESET_CAUSES = {
@@ -45,9 +45,13 @@ class SensorCheck:
         return self.error is None
 
 
-def check_sensor(i2c):
-    """Open the MLX90640 (EEPROM dump and check) and read one full frame."""
-    image = array.array("f", bytes(4 * mlx90640.NPIX))
+def check_sensor(i2c, image=None):
+    """Open the MLX90640 (EEPROM dump and check) and read one full frame
+    into ``image`` (array('f', 768); default: a new one).  The helmet hands
+    in its frame buffer: a second 3 KB block at boot is what a 100 KB heap
+    cannot spare once fragmented."""
+    if image is None:
+        image = zeros("f", mlx90640.NPIX)
     try:
         camera = mlx90640.MLX90640(i2c, board.MLX90640_ADDRESS, refresh_rate=SELF_TEST_RATE)
         ta = camera.read_frame(image)
@@ -102,8 +106,9 @@ class SelfTestReport:
         )
 
 
-def run(i2c, buzzer, led, battery_adc):
-    """Light the LED, chirp, scan the bus, read a frame, measure battery and heap."""
+def run(i2c, buzzer, led, battery_adc, image=None):
+    """Light the LED, chirp, scan the bus, read a frame (into ``image``, see
+    check_sensor), measure battery and heap."""
     led.on()
     buzzer.play(SELF_TEST)
     try:
@@ -111,7 +116,7 @@ def run(i2c, buzzer, led, battery_adc):
     except OSError:
         devices = []  # a bus stuck low answers nothing: reported as a missing sensor
     if board.MLX90640_ADDRESS in devices:
-        sensor = check_sensor(i2c)
+        sensor = check_sensor(i2c, image)
     else:
         sensor = SensorCheck(error="no answer on the I2C bus")
     led.off()

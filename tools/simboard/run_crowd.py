@@ -45,8 +45,9 @@ simulated parts were made, minus the simulation's own bytes (SIM).
 --ram BYTES: the firmware gets exactly BYTES of free heap, what a board of that
 size has free at start-up (tests/support/mpharness.board_free_heap): the
 simulated parts are not on the helmet, so they are built first in a heap
-large enough for both, and one block (the ballast, never freed) then takes
-every byte above BYTES.  Run it from the ROMFS image (mpharness romfs=True)
+large enough for both, and a ballast (never freed) then takes every byte
+above BYTES, leaving the firmware one run of free heap as on a fresh board
+(see _ballast).  Run it from the ROMFS image (mpharness romfs=True)
 so that the code, the firmware's and the simulator's, is in flash as on the
 helmet.  Extra output line:
   RAM <free bytes the firmware starts with> <ballast bytes>
@@ -161,36 +162,48 @@ class Phone:
 
 
 def _ballast(ram):
-    """Blocks that take ``spare`` bytes of free heap, lowest addresses first
-    (the allocator is first-fit), until exactly ``ram`` or a few bytes less is
-    free: the holes the simulation left are filled and the firmware gets one
-    run of free heap, as on a fresh board."""
-    blocks = [None] * 256  # preallocated: a growing list would leave garbage behind
+    """Blocks that take every byte of free heap above ``ram``, so that the
+    firmware gets one run of about ``ram`` free bytes at the top of the heap,
+    as a fresh board has.  The heap is filled completely (big blocks first,
+    then smaller ones into the holes the simulation left), then the blocks
+    at the highest addresses are let go until ``ram`` is free: they are
+    adjacent, so the free heap is one run (a ballast that only took the top
+    would leave the firmware the simulation's holes, a few KB each: more
+    fragmented than any board).  The blocks are tuples of None: one
+    allocation each, so id() (the address) is where the whole block is."""
+    blocks = [None] * 1024  # preallocated: a growing list would leave garbage behind
     gc.collect()
-    spare = gc.mem_free() - ram
     n = 0
-    size = 16384
-    while spare > 64 and size >= 64 and n < len(blocks) - 16:
-        want = min(size, spare - 64)  # a block costs about 64 bytes more than its length
+    items = 2048
+    while items >= 4 and n < len(blocks):
         try:
-            blocks[n] = bytearray(want)
+            blocks[n] = (None,) * items
         except MemoryError:
-            size //= 2
+            items //= 2
             continue
         n += 1
-        spare -= want + 64
+    while gc.mem_free() < ram:  # let go of the highest block (nothing allocated: the heap is full)
+        top = -1
+        for i in range(n):
+            if blocks[i] is not None and (top < 0 or id(blocks[i]) > id(blocks[top])):
+                top = i
+        if top < 0:
+            break
+        blocks[top] = None
+        gc.collect()
     return blocks
 
 
 def _close_gap(blocks, ram):
     """Small blocks into the ballast's free slots until at most ``ram`` is
-    free (done apart from _ballast: its MemoryErrors leave garbage behind)."""
-    n = blocks.index(None)
+    free: they take the bottom of the free run (first fit)."""
     gc.collect()
+    n = 0
     while gc.mem_free() > ram and n < len(blocks):
-        blocks[n] = bytearray(max(0, gc.mem_free() - ram - 48))
+        if blocks[n] is None:
+            blocks[n] = (None,) * max(1, (gc.mem_free() - ram) // 8 - 4)
+            gc.collect()
         n += 1
-        gc.collect()
 
 
 def main(args):
@@ -233,10 +246,11 @@ def main(args):
         if spare < 0:
             print("RAM", gc.mem_free(), 0)  # the process heap is too small for the simulation and the board
             return 5
+        before = gc.mem_free()
         ballast = _ballast(ram)
         _close_gap(ballast, ram)
         gc.collect()
-        print("RAM", gc.mem_free(), sum(len(b) for b in ballast if b))
+        print("RAM", gc.mem_free(), before - gc.mem_free())
         sim = gc.mem_alloc() - _START
     frames = _arg(args, "--frames", _arg(args, "--passes", 1) * player.count)
     tracks = "--tracks" in args
@@ -252,7 +266,7 @@ def main(args):
     frame = helmet.new_frame()
     import main as boot_main
 
-    report, boot_event = boot_main.boot(sleep_ms)
+    report, boot_event = boot_main.boot(sleep_ms, frame)  # the test frame into the frame buffer, as helmet.main
     if not report.ok:
         print("BOOT FAILED")
         return 3
