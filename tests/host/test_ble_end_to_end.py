@@ -6,7 +6,7 @@ health app would do.
 
 Each test starts and stops its own dbus-daemon, bluezoo and MicroPython
 processes (also when it fails: MicroPython and bluezoo also die with the test
-process), bounded by a timeout: about 16 s for the file, at most 110 s.
+process), bounded by a timeout: about 16 s for the file, at most 150 s.
 """
 
 import asyncio
@@ -64,7 +64,9 @@ def test_thousand_events_from_the_firmware_survive_disconnects_and_a_reboot():
             drops=(100, 250, 400, reboot_after - 5, 650, 800, 920),
             timeout_s=30,  # each wait; about 11 s in all on a laptop
         ),
-        50,
+        # once in a full CI run a reconnect took more than 20 s (the emulated
+        # BlueZ failed an attempt, the link backed off): room for two of those
+        90,
     )
     summary = bench_ble.summarize(result)
     received = result["received"]
