@@ -102,6 +102,14 @@ def outcome_name(outcome):
     return OUTCOME_NAMES[outcome] if 0 <= outcome < len(OUTCOME_NAMES) else "?"
 
 
+def fault_name(code):
+    """What the officer reads for a helmet fault code (protocol.FAULT_NAMES);
+    a code this app does not know yet still says that something failed."""
+    if 0 < code < len(P.FAULT_NAMES):
+        return P.FAULT_NAMES[code]
+    return "unknown to this app version"
+
+
 # --- heat map (pure functions: tested without Kivy) ------------------------------------------
 def _ramp(x):
     """0..1 -> (r, g, b) bytes: black, blue, magenta, red, yellow, white ("iron")."""
@@ -621,7 +629,7 @@ class AppController:
                 if self.clock() - t <= ALARM_MAX_AGE_S:
                     self.raise_alarm(reading)
         elif ev.kind == P.EVENT_FAULT and new:
-            self._say("helmet fault %d (see log)" % ev.outcome)
+            self._say("helmet fault: %s (code %d, see log)" % (fault_name(ev.outcome), ev.outcome))
         if new:
             self._notify("log")
             self._notify("uploads")

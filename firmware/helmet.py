@@ -42,13 +42,15 @@ no result for TOF_TIMEOUT_MS: the part reset or stopped) withdraws the
 fusion's reading at once (screening goes on with head-size distances),
 counts in tof_errors, and the part is re-initialised after a doubling
 backoff; tof_faults counts episodes (ended by TOF_RECOVERED results in a
-row).  The journal gets no ToF fault event: the protocol's FAULT_* codes
-name the thermal sensor, and a ToF code is not defined yet.  A result with
-an invalid range status is counted (tof_invalid) and withdraws the reading
-(the fusion only ever takes status 0); it is a fault only for "hardware
-fail": nothing in reach, sigma/signal/wrap fail are the part working as
-meant (an empty street gives signal fail all day).  The driver's blocking waits happen only in a
-(re)init (boot poll, the discarded VHV ranging: about one timing budget).
+row).  The first failure of an episode records one FAULT_DISTANCE_SENSOR
+event (as the thermal sensor's faults: once per episode, not per failed
+read), so the officer learns that distances now come from head size; a part
+not fitted records none.  A result with an invalid range status is counted
+(tof_invalid) and withdraws the reading (the fusion only ever takes status
+0); it is a fault only for "hardware fail": nothing in reach, sigma/signal/
+wrap fail are the part working as meant (an empty street gives signal fail
+all day).  The driver's blocking waits happen only in a (re)init (boot
+poll, the discarded VHV ranging: about one timing budget).
 
 Time: the clock is time.ticks_ms(), which wraps (2**30 ms, 12.4 days, on
 the ESP32): times are compared with ticks_diff and moved with ticks_add
@@ -421,8 +423,8 @@ class Helmet:
 
     def _tof_failed(self):
         """A ToF fault: no distance from it until it ranges again; one
-        episode until TOF_RECOVERED results in a row; re-init after a
-        doubling backoff."""
+        episode (and one FAULT_DISTANCE_SENSOR event) until TOF_RECOVERED
+        results in a row; re-init after a doubling backoff."""
         self.fusion.valid = False
         self.tof_errors += 1
         self._tof_good = 0
@@ -431,6 +433,7 @@ class Helmet:
             self._tof_in_fault = True
             self._tof_backoff = _BACKOFF_MIN_MS
             self.tof_faults += 1
+            self._fault(protocol.FAULT_DISTANCE_SENSOR)
         ms = self._tof_backoff
         self._tof_backoff = min(2 * ms, _BACKOFF_MAX_MS)
         return ms

@@ -25,7 +25,8 @@ so that one event fits one notification at the default ATT MTU of 23.
   off size field        units / meaning
   0   1    version      1
   1   1    kind<<4|out  kind: 1 screening, 2 fault, 3 boot; out: outcome
-                        (CLEAR/RECHECK/FEVER), fault code, or 0 for boot
+                        (CLEAR/RECHECK/FEVER), fault code (FAULT_*, 1..6),
+                        or 0 for boot
   2   4    seq          u32 event sequence number
   6   4    time         u32 unix seconds, 0 if the clock is unset
   10  2    core         i16 centi-degC, -32768 = not available (None)
@@ -41,6 +42,15 @@ so that one event fits one notification at the default ATT MTU of 23.
   carry no temperatures.  A FAULT_JOURNAL_OVERFLOW event carries in its
   track field the number of events the journal had to drop (saturating at
   65535).
+  Fault codes (FAULT_NAMES[code] names each for the officer):
+    1 SENSOR_BUS        the thermal sensor does not answer on the bus
+    2 SENSOR_DATA       the thermal sensor answers with implausible data
+    3 SENSOR_REINIT     the thermal sensor was re-initialised
+    4 WATCHDOG_RESET    the watchdog reset the helmet
+    5 JOURNAL_OVERFLOW  the journal dropped events (count in track)
+    6 DISTANCE_SENSOR   the optional distance (time-of-flight) sensor stopped
+                        answering or reports a hardware failure; screening
+                        goes on with head-size distance (once per episode)
 
 Live frame body v1 (sent in chunks on the live-frames characteristic)
   off size     field
@@ -184,6 +194,18 @@ FAULT_SENSOR_DATA = 2
 FAULT_SENSOR_REINIT = 3
 FAULT_WATCHDOG_RESET = 4
 FAULT_JOURNAL_OVERFLOW = 5
+FAULT_DISTANCE_SENSOR = 6
+# What the app tells the officer, indexed by fault code (0 is not a fault).
+# Short on purpose: the helmet imports this module too.
+FAULT_NAMES = (
+    "",
+    "thermal sensor not answering",
+    "thermal sensor gave bad data",
+    "thermal sensor restarted",
+    "helmet restarted by watchdog",
+    "event log full, events lost",
+    "distance sensor failed, using head size",
+)
 
 FLAG_TIME_VALID = 0x01
 FLAG_DISTANCE_TOF = 0x02  # distance from the time-of-flight sensor, not head size
@@ -248,8 +270,8 @@ def _check_kind(what, kind, outcome, core_na, skin_na):
             raise OutOfRange("%s: screening outcome %r outside 0..2" % (what, outcome))
         return
     if kind == EVENT_FAULT:
-        if not FAULT_SENSOR_BUS <= outcome <= FAULT_JOURNAL_OVERFLOW:
-            raise OutOfRange("%s: fault code %r outside 1..5" % (what, outcome))
+        if not FAULT_SENSOR_BUS <= outcome <= FAULT_DISTANCE_SENSOR:
+            raise OutOfRange("%s: fault code %r outside 1..6" % (what, outcome))
     elif kind == EVENT_BOOT:
         if outcome != 0:
             raise OutOfRange("%s: boot event outcome must be 0, got %r" % (what, outcome))

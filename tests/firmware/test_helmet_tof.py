@@ -91,6 +91,12 @@ def build(part=None):
     return h, part
 
 
+def distance_faults(journal):
+    """The FAULT_DISTANCE_SENSOR events the journal holds."""
+    evs = journal_events(journal, protocol.EVENT_FAULT)
+    return [e for e in evs if e.outcome == protocol.FAULT_DISTANCE_SENSOR]
+
+
 async def until(cond, what, ms=6000):
     t0 = time.ticks_ms()
     while not cond():
@@ -136,6 +142,7 @@ def test_events_carry_the_tof_distance_and_an_unplugged_tof_is_not_used():
         simboard.detach_i2c(board.VL53L1X_ADDRESS)
         cam.person = False
         await until(lambda: h.tof_faults == 1 and not h.fusion.valid, "the ToF fault")
+        assert len(distance_faults(journal)) == 1  # the officer learns of it at once
         await frames(h, 16)  # the track retires
         # 3. someone comes: screened without the ToF
         n = len(journal_events(journal, protocol.EVENT_SCREENING))
@@ -171,6 +178,10 @@ def test_events_carry_the_tof_distance_and_an_unplugged_tof_is_not_used():
     assert all(e.outcome == calibration.CLEAR for e in evs)
     assert h.read_errors == 0  # the thermal side never noticed
     assert h.tof_faults == 1  # one episode, however many retries
+    # ... and one fault event for it, the journal's only fault
+    (fault,) = journal_events(journal, protocol.EVENT_FAULT)
+    assert fault.outcome == protocol.FAULT_DISTANCE_SENSOR and h.tof_errors > 1
+    assert fault.core_c is None and fault.skin_c is None and fault.track_id == 0
 
 
 @heapsize("320k")
@@ -222,6 +233,7 @@ def test_tof_faults_back_off_and_never_stop_screening():
         r = h.tof_ranges
         await until(lambda: h.tof_ranges >= r + helmet.TOF_RECOVERED and not h._tof_in_fault, "recovery")
         assert h.tof_reinits == 1
+        assert len(distance_faults(h.journal)) == 1
         # a brown-out of the part: ranging stops, no result comes any more
         part.power_on()
         f0 = h.frames
@@ -229,6 +241,7 @@ def test_tof_faults_back_off_and_never_stop_screening():
         r = h.tof_ranges
         await until(lambda: h.tof_ranges >= r + helmet.TOF_RECOVERED and not h._tof_in_fault, "recovery 2")
         assert h.tof_reinits == 2 and h.frames > f0
+        assert len(distance_faults(h.journal)) == 2  # recovered, then failed again: a second event
         # hardware fail: re-initialised again and again, backing off
         part.fault = "hardware"
         e0 = h.tof_errors
@@ -236,6 +249,7 @@ def test_tof_faults_back_off_and_never_stop_screening():
         await until(lambda: h.tof_errors >= e0 + 4, "repeated failures", ms=8000)
         elapsed = time.ticks_diff(time.ticks_ms(), t0)
         assert h.tof_faults == 3
+        assert len(distance_faults(h.journal)) == 3  # one for the episode, not one per failure
         f1 = h.frames
         await frames(h, 10)  # screening goes on
         loop.cancel()
@@ -245,3 +259,28 @@ def test_tof_faults_back_off_and_never_stop_screening():
     # backoffs of 250, 500 and 1000 ms between the four failures of the third episode
     assert elapsed >= 1750, elapsed
     assert h.tof_invalid >= 3 and not h.fusion.valid and h.read_errors == 0
+    faults = journal_events(h.journal, protocol.EVENT_FAULT)
+    assert [e.outcome for e in faults] == [protocol.FAULT_DISTANCE_SENSOR] * 3, [e.outcome for e in faults]
+    assert h.tof_errors >= 6  # more failed reads than episodes
+
+
+@heapsize("320k")
+def test_no_tof_fitted_no_distance_sensor_fault():
+    """As main() builds the helmet when the probe finds no VL53L1X: no
+    fusion, no ToF task, and nothing ever reports the absent part."""
+    from screening import Screening
+
+    simboard.reset_board()
+    simboard.set_clock(None)
+    assert not helmet.tof_fitted(board.make_i2c(), board.VL53L1X_ADDRESS)
+    journal = fresh_journal()
+    al = alarm.Alarm(buzzer.Buzzer(board.make_buzzer_pwm()), board.make_led())
+    cam = PersonCamera()
+    cam.person = True
+    h = helmet.Helmet(cam, Screening(protocol.DeviceConfig(), CAL, tof=None), al, journal)
+    asyncio.run(h.run(frames=24))
+    evs = journal_events(journal, protocol.EVENT_SCREENING)
+    assert evs and not any(e.flags & protocol.FLAG_DISTANCE_TOF for e in evs)  # head size only
+    near(evs[-1].distance_m, HEAD_SIZE_M, 0.03)
+    assert journal_events(journal, protocol.EVENT_FAULT) == []
+    assert h.tof_faults == 0 and h.tof_errors == 0 and h._vl is None

@@ -57,6 +57,35 @@ def test_events_stored_counted_and_alarm_for_recent_flagged(tmp_path):
     run(go())
 
 
+def test_fault_events_are_announced_by_name(tmp_path, caplog):
+    def fault(seq, code):
+        return P.ScreeningEvent(seq=seq, time=int(time.time()), kind=P.EVENT_FAULT, outcome=code)
+
+    async def go():
+        ctl, link = make(tmp_path)
+        said = []
+        ctl.add_listener(lambda topic: said.append(ctl.message) if topic == "message" else None)
+        ctl.attach_link(link)
+        with caplog.at_level(logging.INFO, logger=C.log.name):
+            link.push_event(fault(1, P.FAULT_DISTANCE_SENSOR))
+            link.push_event(fault(1, P.FAULT_DISTANCE_SENSOR))  # a replay: said once
+            link.push_event(fault(2, P.FAULT_SENSOR_BUS))
+            link.push_event(fault(3, 9))  # a code from a newer helmet
+            await settle(20)
+        assert said == [
+            "helmet fault: distance sensor failed, using head size (code 6, see log)",
+            "helmet fault: thermal sensor not answering (code 1, see log)",
+            "helmet fault: unknown to this app version (code 9, see log)",
+        ]
+        assert "distance sensor failed, using head size (code 6" in caplog.text  # the code stays in the log
+        for code in range(1, len(P.FAULT_NAMES)):
+            assert C.fault_name(code) == P.FAULT_NAMES[code]  # the protocol's names, one source
+        assert C.fault_name(0) == C.fault_name(7) == "unknown to this app version"
+        assert ctl.counts["events"] == 0 and ctl.alarm is None  # a fault is no reading
+
+    run(go())
+
+
 def test_recheck_does_not_replace_unacknowledged_fever(tmp_path):
     async def go():
         ctl, link = make(tmp_path)

@@ -176,6 +176,20 @@ def test_event_is_20_bytes_one_notification_at_default_mtu():
         assert p.decode_event(b) == ev
 
 
+def test_fault_codes_1_to_6_round_trip_and_have_names():
+    assert p.FAULT_DISTANCE_SENSOR == 6
+    assert len(p.FAULT_NAMES) == 7 and p.FAULT_NAMES[0] == ""
+    for code in range(1, 7):
+        ev = p.ScreeningEvent(seq=code, time=1700000000, kind=p.EVENT_FAULT, outcome=code)
+        b = p.encode_event(ev)
+        assert b[1] == 0x20 | code and p.decode_event(b) == ev
+        name = p.FAULT_NAMES[code]
+        assert 0 < len(name) <= 40 and p.FAULT_NAMES.count(name) == 1, name
+    assert "distance" in p.FAULT_NAMES[p.FAULT_DISTANCE_SENSOR]
+    with raises(OutOfRange, match="fault code 7 outside 1..6"):
+        p.encode_event(p.ScreeningEvent(kind=p.EVENT_FAULT, outcome=7))
+
+
 def _u_steps(u):
     return p.encode_event(_event(core_u_c=u))[12]
 
