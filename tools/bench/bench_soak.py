@@ -54,7 +54,14 @@ RAM_STEP_K = 4  # the search for the smallest heap that runs, in KB
 RAM_MAX_K = 200
 PROCESS_HEAPSIZE = "640k"  # the simulation, the ballast and the firmware's RAM
 OUTCOMES = {0: "CLEAR", 1: "RECHECK", 2: "FEVER"}
-FAULTS = {1: "SENSOR_BUS", 2: "SENSOR_DATA", 3: "SENSOR_REINIT", 4: "WATCHDOG_RESET", 5: "JOURNAL_OVERFLOW", 6: "DISTANCE_SENSOR"}
+FAULTS = {
+    1: "SENSOR_BUS",
+    2: "SENSOR_DATA",
+    3: "SENSOR_REINIT",
+    4: "WATCHDOG_RESET",
+    5: "JOURNAL_OVERFLOW",
+    6: "DISTANCE_SENSOR",
+}
 
 
 def crowd_dict(febrile_core_c=None):
