@@ -9,7 +9,11 @@ Per frame (Detector.process):
 3. Heads: the top of each blob (up to MAX_HEADS_PER_BLOB heads side by side
    per blob, for people merged into one blob at a distance).  The head grows
    downward from the topmost column until the row width jumps (shoulders)
-   or the rows exceed HEAD_ASPECT_MAX times the width.
+   or the rows exceed HEAD_ASPECT_MAX times the width.  A jump under which
+   the next rows are much warmer than the head so far (FRINGE_EXCESS_RATIO)
+   is no far head's shoulders (clothes are cooler than a face) but a near
+   head under a cool fringe (hair or a hat at low contrast, a noise pixel
+   over the crown): the head grows on.
 4. Rejection of things that are not people: any head pixel hotter than
    SKIN_APPARENT_MAX_C (lamps, engines, hot drinks seen whole); no body
    below the head (a lone warm blob: cup, panel); a head wider than a head
@@ -48,6 +52,7 @@ HEAD_ASPECT_MAX = 2.2  # head rows (with neck) per head width, cap
 HEAD_MAX_WIDTH_PX = 13  # a head at 0.5 m is about 9.5 px wide (BAB lens)
 MIN_BLOB_PX = 3  # smaller blobs are noise
 MIN_HEAD_CONTRAST_C = 1.5  # a head's hottest pixel above its background
+FRINGE_EXCESS_RATIO = 1.5  # "warmer below": excess over the head so far (noise and face-fill margin)
 MAX_BLOBS = 24
 # label map byte: blob number 1..MAX_BLOBS, FG = foreground not yet labelled,
 # bit 7 = frozen (a person is here: do not update the background)
@@ -458,7 +463,13 @@ class Detector:
                 w = rz - ra + 1
                 if wneck and w >= wneck + 2:
                     break  # wider again below a narrowing (the neck): shoulders
-                if rows >= 2 and 4 * rows >= 3 * wmax and w >= wmax + 2 and w >= 2 * wmax:
+                if (
+                    rows >= 2
+                    and 4 * rows >= 3 * wmax
+                    and w >= wmax + 2
+                    and w >= 2 * wmax
+                    and not self._warmer_below(frame, n, r0, r, a, z, ra, rz)
+                ):
                     break  # abruptly twice as wide: shoulders (far heads show no neck) or a neighbour
                 if w < wmax and (not wneck or w < wneck):
                     wneck = w
@@ -481,6 +492,32 @@ class Detector:
             if _k == 0:
                 first_bottom = r0 + rows
             self._accept_head(frame, b, r0, rows, a, z, wmax, wide_row, maxr)
+
+    def _warmer_below(self, frame, n, r0, r, a, z, ra, rz):
+        """Is there, in the rows r..r+2 of blob n between columns ra and
+        rz, a pixel whose excess over the background is FRINGE_EXCESS_RATIO
+        times that of the head so far (rows r0..r-1, columns a..z)?  Then
+        the narrow top is a cool fringe (hair, a hat, a noise pixel over the
+        crown) of a warmer, wider head, not a far head on its shoulders: a
+        far person's face is warmer than their clothes."""
+        lab = self.label
+        bg = self.bg
+        top_c = -300.0
+        for rr in range(r0, r):
+            base = rr * W
+            for c in range(a, z + 1):
+                if lab[base + c] == n and frame[base + c] > top_c:
+                    top_c = frame[base + c]
+        end = r + 3 if r + 3 < H else H
+        for rr in range(r, end):
+            base = rr * W
+            for c in range(ra, rz + 1):
+                i = base + c
+                if lab[i] == n:
+                    b = bg[i] / Q
+                    if frame[i] - b > FRINGE_EXCESS_RATIO * (top_c - b):
+                        return True
+        return False
 
     def _accept_head(self, frame, b, r0, rows, a, z, wmax, wide_row, blob_maxr):
         lab = self.label

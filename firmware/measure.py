@@ -17,12 +17,16 @@ module only chooses its inputs (degC, metres; u_* are 1-sigma):
   the PSF keeps of it.  The PSF (documented assumption: Gaussian, sigma
   0.4 px, like tools/scene's optics; 1-D taps 0.919 / 0.040) mixes in each
   side neighbour with weight PSF_NB_W and the diagonals with PSF_DIAG_W:
-  f = c * (1 - PSF_NB_W * sum(1 - e_n) - PSF_DIAG_W / 2), e_n the 4 side
-  neighbours' excess radiance relative to the reading (measured, clipped to
-  [0, 1]; the diagonals are not measured: half their weight, either way);
+  f = c * (1 - PSF_NB_W * sum(1 - e_n) - PSF_DIAG_W / 4 * sum(1 - e_d)),
+  e_n the 4 side neighbours' excess radiance relative to the reading
+  (measured, clipped to [0, 1]); the diagonals are not read: a face's cover
+  is about separable per axis (as in _axis_cov), so a diagonal's e_d is the
+  product of its two side neighbours' e_n (all skin next to all-skin sides);
   * interior peak (its 4 neighbours read within noise of it): c = 1,
     u_f = 0.012 (the whole PSF allowance: neighbours >= 90 % skin, a wider
-    real PSF);
+    real PSF).  Its neighbours are skin: one reading above it is noise, and
+    e_n is not clipped at 1 (clipping only the low side of symmetric noise
+    would bias f low, the skin high); f is at most 1;
   * otherwise c is the EXPECTED best-pixel cover of a face FACE_W_M x
     FACE_H_M at the estimated distance (face edge at a uniformly random
     sub-pixel phase, per axis, closed form in _axis_cov), and u_f spans the
@@ -105,25 +109,39 @@ def _axis_cov(w):
     return w - 0.25 * w * w
 
 
-def _psf_keep(app_c, bg_c, nb, o):
+def _excess(t_c, rb, ex):
+    # radiance excess of t_c over the background's rb, relative to ex, >= 0
+    k = calibration.KELVIN + t_c
+    k *= k
+    e = (k * k - rb) / ex
+    return e if e > 0.0 else 0.0
+
+
+def _psf_keep(app_c, bg_c, nb, o, interior=False):
     """Share of the reading pixel's signal the PSF keeps from its own
     area, from its 4 side neighbours' excess radiance relative to the
-    reading (1 = as warm, 0 = background)."""
+    reading (1 = as warm, 0 = background; above 1 only for an interior
+    pixel, whose neighbours are skin and read above it by noise alone) and
+    the diagonals' (separable cover: the product of the two sides')."""
     kb = calibration.KELVIN + bg_c
     kb *= kb
     rb = kb * kb
     ka = calibration.KELVIN + app_c
     ka *= ka
     ex = ka * ka - rb
-    deficit = 0.0
-    if ex > 0.0:
-        for j in range(o, o + 4):
-            k = calibration.KELVIN + nb[j]
-            k *= k
-            e = (k * k - rb) / ex
-            if e < 1.0:
-                deficit += 1.0 - e if e > 0.0 else 1.0
-    return 1.0 - PSF_NB_W * deficit - 0.5 * PSF_DIAG_W
+    if ex <= 0.0:
+        return 1.0 - 0.5 * PSF_DIAG_W  # no excess to compare with (the reading fails later)
+    el = _excess(nb[o], rb, ex)
+    er = _excess(nb[o + 1], rb, ex)
+    eu = _excess(nb[o + 2], rb, ex)
+    ed = _excess(nb[o + 3], rb, ex)
+    side = el + er + eu + ed
+    if not interior:
+        side = min(el, 1.0) + min(er, 1.0) + min(eu, 1.0) + min(ed, 1.0)
+    el = min(el, 1.0)
+    er = min(er, 1.0)
+    diag = (el + er) * (min(eu, 1.0) + min(ed, 1.0))
+    return 1.0 - PSF_NB_W * (4.0 - side) - 0.25 * PSF_DIAG_W * (4.0 - diag)
 
 
 def fraction_bounds(d_lo, d_hi, occluded):
@@ -201,9 +219,9 @@ class Measurer:
             j += 1
         app = det.h_peak_c[k] - MAX_BIAS[j] * sigma
         u_app = sigma * ((MAX_SD[j] ** 2 + (0.3 * MAX_BIAS[j]) ** 2) ** 0.5)
-        keep = _psf_keep(app, det.h_bg_c[k], det.h_nb, 4 * k)
+        keep = _psf_keep(app, det.h_bg_c[k], det.h_nb, 4 * k, r.resolved)
         if r.resolved:
-            f = keep
+            f = keep if keep < 1.0 else 1.0
             uf = INTERIOR_U_FRACTION
         else:
             fm, fu = fraction_bounds(d / (1.0 + rel), d * (1.0 + rel), occluded)

@@ -65,6 +65,39 @@ def test_two_people_side_by_side():
     near(cols[1], 24.0, 0.01)
 
 
+def test_cool_fringe_over_a_near_crown_is_not_the_head():
+    # Hot air (32 degC): hair barely clears the threshold and one noise
+    # pixel above the crown makes a 1-pixel, 2-row top on a wide head.  It
+    # widens abruptly like a far head on its shoulders, but the rows below
+    # are far warmer than it (a face; a far person's clothes are cooler
+    # than their head): the head goes on down, it is not the fringe.
+    d = detect.Detector(8.0)
+    d.process(frame(32.0))
+    f = frame(32.0)
+    person(f, c=12, top=6, w=8, h=10, skin=37.0, body=34.0)
+    rect(f, 16, 23, 4, 23, 34.0)  # shoulders: the whole width of the image below
+    f[4 * W + 15] = 33.6  # noise above the crown
+    f[5 * W + 15] = 34.2  # hair at the crown
+    d.process(f)
+    assert d.n_heads == 1
+    assert d.h_wmax[0] == 8
+    assert d.h_peak[0] == 9 * W + 13
+    near(d.h_peak_c[0], 37.2, 1e-4)
+
+
+def test_far_head_on_its_shoulders_is_cut_there():
+    # a far person: a 1-pixel head (mixed face) directly on shoulders
+    # three times as wide and cooler (clothes): the head is the top only
+    d = detect.Detector(8.0)
+    d.process(frame())
+    f = frame()
+    rect(f, 8, 9, 15, 15, 29.0)
+    rect(f, 10, 23, 14, 16, 26.5)
+    d.process(f)
+    assert d.n_heads == 1
+    assert d.h_wmax[0] == 1 and d.h_rows[0] == 2
+
+
 def test_hot_lamp_and_lone_warm_blob_rejected():
     d = detect.Detector(8.0)
     d.process(frame())

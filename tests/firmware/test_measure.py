@@ -90,14 +90,33 @@ def test_expected_cover_of_the_best_pixel():
 
 
 def test_resolved_face_fraction_is_measured_from_neighbours():
-    # a uniform face: the reading pixel's neighbours are as warm as it, the
-    # PSF takes nothing but the unmeasured diagonal allowance
+    # a uniform face: the reading pixel's side neighbours are as warm as it,
+    # so are its diagonals (separable cover): the PSF takes nothing
     app = calibration.apparent_from_object(35.0, calibration.SKIN_EMISSIVITY, 22.0)
     d = scene(app)
     r = measure.Measurer().measure(d, 0, 22.0)
     assert r.resolved
-    near(r.fraction, 1.0 - 0.5 * measure.PSF_DIAG_W, 0.002)
+    near(r.fraction, 1.0, 0.0005)
     assert r.u_fraction >= 0.012  # the uncertainty is not shrunk
+
+
+def test_interior_neighbours_noise_does_not_bias_the_fraction():
+    # an interior pixel's neighbours are skin: reading 0.3 degC above or
+    # below it is noise, and the two cancel (clipping the warm ones at 1
+    # made f low by PSF_NB_W * 2 * 0.3 / 13, the skin about 0.02 degC high)
+    nb = array("f", (35.3, 34.7, 35.3, 34.7))
+    near(measure._psf_keep(35.0, 22.0, nb, 0, True), 1.0, 2e-4)
+    # not interior: a warmer neighbour may be more skin, not noise: clipped
+    assert measure._psf_keep(35.0, 22.0, nb, 0) < 1.0 - 0.001
+
+
+def test_corner_pixel_loses_its_diagonals():
+    # background left and above: separable cover puts three diagonals off
+    # the face (one side off: two of them, as the old half allowance)
+    nb = array("f", (22.0, 35.0, 22.0, 35.0))
+    near(measure._psf_keep(35.0, 22.0, nb, 0), 1.0 - 2 * measure.PSF_NB_W - 0.75 * measure.PSF_DIAG_W, 1e-5)
+    nb = array("f", (22.0, 35.0, 35.0, 35.0))
+    near(measure._psf_keep(35.0, 22.0, nb, 0), 1.0 - measure.PSF_NB_W - 0.5 * measure.PSF_DIAG_W, 1e-5)
 
 
 def test_unresolved_large_face_centre_is_expected_cover():

@@ -47,6 +47,7 @@ for p in (REPO / "tools", REPO / "tests" / "support", REPO / "shared"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
+import calibration  # noqa: E402
 from mpharness import compile_to_mpy, run_micropython  # noqa: E402
 from scene import (  # noqa: E402
     Scenario,
@@ -424,13 +425,15 @@ def evaluate(scenes, paths, mpy_dir, workers=2):
     mem = []
     for (kind, d, sc), path in zip(scenes, paths, strict=True):
         res = results[path]
-        people, stray = person_results(res, read_truth(path))
+        truth = read_truth(path)
+        people, stray = person_results(res, truth)
+        skin = {p["id"]: p["skin_c"] for p in truth["frames"][0]["people"]}
         stray_fever += sum(ev["outcome"] == FEVER for ev in stray)
         ms += res["ms"]
         frames += res["frames"]
         mem.append(res["mem"])
         for pid, r in people.items():
-            r.update(kind=kind, distance_m=d, id=pid, ambient_c=sc["ambient_c"])
+            r.update(kind=kind, distance_m=d, id=pid, ambient_c=sc["ambient_c"], skin_c=skin[pid])
             rows.append(r)
     return rows, stray_fever, ms, frames, mem
 
@@ -467,6 +470,71 @@ def _sensitivity_by_core(rows):
                 "fever": sum(f == FEVER for f in fin),
                 "recheck": sum(f == RECHECK for f in fin),
                 "clear": sum(f == CLEAR for f in fin),
+            }
+        )
+    return out
+
+
+def _world_c(r):
+    """Core error a perfect skin reading would leave: calibration's offset
+    (at the scene's air) against the simulated person's own skin-to-core
+    difference (the world's spread, no estimator removes it)."""
+    return calibration.core_from_skin(r["skin_c"], 0.0, ambient_c=r["ambient_c"])[0] - r["core_c"]
+
+
+def _decomposition(rows):
+    """Within 1.5 m: core error = world (skin-to-core spread) + measurement
+    (the skin estimate's error), by ambient, distance and what is worn."""
+
+    def part(rs):
+        rs = [r for r in rs if r["core_est"] is not None]
+        err = [r["core_est"] - r["core_c"] for r in rs]
+        world = [_world_c(r) for r in rs]
+        meas = [e - w for e, w in zip(err, world, strict=True)]
+        if not rs:
+            return {"people": 0}
+        return {
+            "people": len(rs),
+            "core_mae_c": round(float(np.mean(np.abs(err))), 3),
+            "core_bias_c": round(float(np.mean(err)), 3),
+            "world_mae_c": round(float(np.mean(np.abs(world))), 3),
+            "world_bias_c": round(float(np.mean(world)), 3),
+            "measurement_mae_c": round(float(np.mean(np.abs(meas))), 3),
+            "measurement_bias_c": round(float(np.mean(meas)), 3),
+        }
+
+    near = [r for r in rows if r["distance_m"] <= 1.5]
+    wear = sorted({"+".join(r["wearing"]) or "none" for r in near})
+    return {
+        "note": "core error = world + measurement; world = calibration's core for the true skin minus the true "
+        "core (the simulated person-to-person skin-to-core spread: the MAE floor), measurement = the rest "
+        "(the skin estimate's error: noise, fill fraction, background, emissivity)",
+        "all": part(near),
+        "by_ambient": {"%g" % a: part([r for r in near if r["ambient_c"] == a]) for a in AMBIENTS},
+        "by_distance": {"%g" % d: part([r for r in near if r["distance_m"] == d]) for d in DISTANCES if d <= 1.5},
+        "by_wearing": {w: part([r for r in near if ("+".join(r["wearing"]) or "none") == w]) for w in wear},
+    }
+
+
+def _people_rows(rows):
+    """One row per person (every scene), for decomposing the error further."""
+    out = []
+    for r in rows:
+        fin = _final(r["outcomes"])
+        out.append(
+            {
+                "kind": r["kind"],
+                "distance_m": r["distance_m"],
+                "ambient_c": r["ambient_c"],
+                "id": r["id"],
+                "wearing": r["wearing"],
+                "core_c": r["core_c"],
+                "skin_c": round(r["skin_c"], 3),
+                "core_est_c": None if r["core_est"] is None else round(r["core_est"], 3),
+                "world_c": round(_world_c(r), 3),
+                "outcome": None if fin is None else ("CLEAR", "RECHECK", "FEVER")[fin],
+                "visible": r["visible"],
+                "detected": r["detected"],
             }
         )
     return out
@@ -525,6 +593,8 @@ def run(results_dir):
         "by_distance": by_distance,
         "within_1_5_m": near_sum,
         "core_bias_by_ambient_within_1_5_m": by_ambient,
+        "error_decomposition_within_1_5_m": _decomposition(rows),
+        "people_rows": _people_rows(rows),
         "sensitivity_by_core_within_1_5_m": _sensitivity_by_core(rows),
         "febrile_reported_clear": febrile_clear,
         "world_skin_air_slope": {
