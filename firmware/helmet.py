@@ -479,13 +479,13 @@ class Helmet:
 def main(boot):
     """Build the helmet from the board and run it forever.
 
-    ``boot``: main.boot, called here right after the frame buffer is
-    allocated (the driver then gets its big tables from a fresh heap too);
-    or boot's result, (report, boot event bytes), when the caller booted."""
+    ``boot``: main.boot, called here once the frame buffer is allocated and
+    the modules are loaded (the driver then gets its tables from a heap the
+    imports have not left holes in); or boot's result, (report, boot event
+    bytes), when the caller booted."""
     frame = new_frame()  # first, before anything else fragments the heap
-    report, boot_event = boot(image=frame) if callable(boot) else boot
-    camera = report.sensor.camera if report.ok else None
-    report = boot = None  # the self-test's objects (and so its module) can go
+    # the modules before the self-test: on the simulated board this order
+    # needs 104 KB of heap, self-test first 108 KB (tools/simboard/run_crowd.py)
     import machine
 
     import board
@@ -496,6 +496,9 @@ def main(boot):
     from journal import Journal
     from screening import Screening
 
+    report, boot_event = boot(image=frame) if callable(boot) else boot
+    camera = report.sensor.camera if report.ok else None
+    report = boot = None  # the self-test's objects (and so its module) can go
     cfg, _why = config.load()
     cal, _cal_why = calstore.load()  # the bench's blackbody calibration, if any
     i2c = board.make_i2c()

@@ -115,18 +115,10 @@ class Screening:
         self.u_core = zeros("f", n)
         self.outcome = bytearray(n)  # latest (unconfirmed) Decider outcome
         self.frames = 0
-        self.fever_frame = -1  # the last FEVER event: frame, core, track slot and id
-        self.fever_core = 0.0
-        self.fever_slot = 0
-        self.fever_id = 0
-        self.reid_frames = int(_REID_S * rate)
-        # keep-out zones: where an object track ended, new tracks are objects
-        # too for _KEEP_OUT_S (the absorbed object's remains are not people)
-        self.ko_box = bytearray(4 * _KEEP_OUT_ZONES)  # r0, r1, c0, c1 per zone
-        self.ko_left = zeros("I", _KEEP_OUT_ZONES)  # frames left; 0 = free
+        self.last_fever = _LastFever(rate)
+        self.keep_out = _KeepOut(rate)
         self.box = bytearray(4 * n)  # per track: its blob's box last seen (r0, r1, c0, c1)
         self.head_box = bytearray(4 * n)  # per track: its head's box last read (r0, r1, c0, c1)
-        self.keep_out_frames = int(_KEEP_OUT_S * rate)
 
     def reconfigure(self, cfg):
         """Apply a new configuration (the app's OP_SET_CONFIG) from the next
@@ -228,23 +220,12 @@ class Screening:
     def _in_keep_out(self, x, y):
         """Is a head at column x, row y inside the box of an object: one
         that ended (keep-out zones) or one still tracked?"""
-        kb = self.ko_box
-        for z in range(_KEEP_OUT_ZONES):
-            if self.ko_left[z] and _inside(kb, 4 * z, x, y):
-                return True
+        if self.keep_out.contains(x, y):
+            return True
         for t in range(track.MAX_TRACKS):
             if self.obj[t] and self.trk.active[t] and _inside(self.box, 4 * t, x, y):
                 return True
         return False
-
-    def _add_keep_out(self, t):
-        best = 0
-        for z in range(_KEEP_OUT_ZONES):
-            if self.ko_left[z] < self.ko_left[best]:
-                best = z
-        for j in range(4):
-            self.ko_box[4 * best + j] = self.box[4 * t + j]
-        self.ko_left[best] = self.keep_out_frames
 
     def _absorb(self, t, r, from_tof=False):
         """Fold this frame's reading into track t's best-conditioned reading."""
@@ -353,12 +334,10 @@ class Screening:
                 self.obj[t] = 1
                 continue
             self._absorb(t, r, from_tof)
-        for z in range(_KEEP_OUT_ZONES):
-            if self.ko_left[z]:
-                self.ko_left[z] -= 1
+        self.keep_out.tick()
         for t in range(track.MAX_TRACKS):
             if trk.retired[t] and self.obj[t]:
-                self._add_keep_out(t)
+                self.keep_out.add(self.box, 4 * t)
             if trk.retired[t]:
                 self._end(t)
                 continue
@@ -406,10 +385,11 @@ class Screening:
         if out == calibration.FEVER:
             if self._same_fever_person(t):
                 return 0  # the person just alarmed for, on a new track
-            self.fever_frame = self.frames
-            self.fever_core = self.core[t]
-            self.fever_slot = t
-            self.fever_id = self.trk.ids[t]
+            f = self.last_fever
+            f.frame = self.frames
+            f.core_c = self.core[t]
+            f.slot = t
+            f.track_id = self.trk.ids[t]
         self._emit(t, out, unix_time)
         return 1
 
@@ -421,16 +401,17 @@ class Screening:
         the same person.  Trade-off: a second febrile person of the same
         temperature within those seconds, while the first is out of sight,
         raises no second alarm (the officer is attending the first)."""
-        if self.fever_frame < 0 or self.frames - self.fever_frame > self.reid_frames:
+        f = self.last_fever
+        if f.frame < 0 or self.frames - f.frame > f.window:
             return False
-        d = self.core[t] - self.fever_core
+        d = self.core[t] - f.core_c
         if d < 0:
             d = -d
         if d > _REID_CORE_C:
             return False
-        s = self.fever_slot
+        s = f.slot
         trk = self.trk
-        alarmed_visible = trk.active[s] and trk.ids[s] == self.fever_id and trk.seen[s]
+        alarmed_visible = trk.active[s] and trk.ids[s] == f.track_id and trk.seen[s]
         return not alarmed_visible
 
     def _emit(self, t, out, unix_time):
@@ -472,6 +453,51 @@ class Screening:
         )
         if self.sink is not None:
             self.sink(ev)
+
+
+class _LastFever:
+    """The last FEVER event: frame, core estimate, track slot and id, and the
+    frames within which a FEVER like it is the same person (_REID_S)."""
+
+    def __init__(self, rate):
+        self.frame = -1
+        self.core_c = 0.0
+        self.slot = 0
+        self.track_id = 0
+        self.window = int(_REID_S * rate)
+
+
+class _KeepOut:
+    """Keep-out zones: where an object track ended, new tracks are objects
+    too for _KEEP_OUT_S (the absorbed object's remains are not people).
+    _KEEP_OUT_ZONES boxes (r0, r1, c0, c1); the oldest gives way."""
+
+    def __init__(self, rate):
+        self.box = bytearray(4 * _KEEP_OUT_ZONES)
+        self.left = zeros("I", _KEEP_OUT_ZONES)  # frames left per zone; 0 = free
+        self.frames = int(_KEEP_OUT_S * rate)
+
+    def contains(self, x, y):
+        for z in range(_KEEP_OUT_ZONES):
+            if self.left[z] and _inside(self.box, 4 * z, x, y):
+                return True
+        return False
+
+    def add(self, box, o):
+        """A zone for the box at box[o:o + 4]."""
+        best = 0
+        for z in range(_KEEP_OUT_ZONES):
+            if self.left[z] < self.left[best]:
+                best = z
+        for j in range(4):
+            self.box[4 * best + j] = box[o + j]
+        self.left[best] = self.frames
+
+    def tick(self):
+        """One frame has passed."""
+        for z in range(_KEEP_OUT_ZONES):
+            if self.left[z]:
+                self.left[z] -= 1
 
 
 def _inside(box, o, x, y):

@@ -255,24 +255,18 @@ def main(args):
     frames = _arg(args, "--frames", _arg(args, "--passes", 1) * player.count)
     tracks = "--tracks" in args
 
-    # -- the firmware, in helmet.main's order: frame buffer, self-test, the
-    # rest (loading the modules first needs 16 KB more heap here: fragmentation)
+    # -- the firmware, in the helmet's order: main.py (and its imports: it
+    # is what the board runs), helmet, then helmet.main's: frame buffer, the
+    # modules, self-test, the rest (self-test before the modules needs 4 KB
+    # more heap here: fragmentation)
     import i2c16
+    import main as boot_main
     import mlx90640_device
 
     clock.install(mlx90640_device, i2c16)  # the driver waits on the board clock
     import helmet
 
     frame = helmet.new_frame()
-    import main as boot_main
-
-    report, boot_event = boot_main.boot(sleep_ms, frame)  # the test frame into the frame buffer, as helmet.main
-    if not report.ok:
-        print("BOOT FAILED")
-        return 3
-    camera = report.sensor.camera
-    report = boot_main = None  # as helmet.main: the self-test's objects go
-    sys.modules.pop("main", None)  # on the helmet main.py is __main__, not a module kept here
     import machine
 
     import calstore
@@ -283,6 +277,13 @@ def main(args):
     from journal import Journal
     from screening import Screening
 
+    report, boot_event = boot_main.boot(sleep_ms, frame)  # the test frame into the frame buffer, as helmet.main
+    if not report.ok:
+        print("BOOT FAILED")
+        return 3
+    camera = report.sensor.camera
+    report = boot_main = None  # as helmet.main: the self-test's objects go
+    sys.modules.pop("main", None)  # on the helmet main.py is __main__, not a module kept here
     cam = SceneCamera(camera, sensor, player, every, None)
     state = {"pwm": 0}
 
