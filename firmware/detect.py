@@ -2,30 +2,30 @@
 
 Per frame (Detector.process):
 1. Background: a per-pixel model bg (degC).  Foreground = warmer than bg by
-   FG_THRESHOLD_C (about 3.5 sigma of single-pixel noise at 8 Hz).
+   _FG_THRESHOLD_C (about 3.5 sigma of single-pixel noise at 8 Hz).
 2. Connected components (8-connected) of the foreground: two raster passes
    with a 126-entry union-find table, in viper on the preallocated label
    map: no per-frame allocation.
-3. Heads: the top of each blob (up to MAX_HEADS_PER_BLOB heads side by side
+3. Heads: the top of each blob (up to _MAX_HEADS_PER_BLOB heads side by side
    per blob, for people merged into one blob at a distance).  The head grows
    downward from the topmost column until the row width jumps (shoulders)
-   or the rows exceed HEAD_ASPECT_MAX times the width.  A jump under which
-   the next rows are much warmer than the head so far (FRINGE_EXCESS_RATIO)
+   or the rows exceed _HEAD_ASPECT_MAX times the width.  A jump under which
+   the next rows are much warmer than the head so far (_FRINGE_EXCESS_RATIO)
    is no far head's shoulders (clothes are cooler than a face) but a near
    head under a cool fringe (hair or a hat at low contrast, a noise pixel
    over the crown): the head grows on.
 4. Rejection of things that are not people: any head pixel hotter than
-   SKIN_APPARENT_MAX_C (lamps, engines, hot drinks seen whole); no body
+   _SKIN_APPARENT_MAX_C (lamps, engines, hot drinks seen whole); no body
    below the head (a lone warm blob: cup, panel); a head wider than a head
    can be at the closest range or flatter than a head (walls).
 5. Background update, only where no person is: bg += (T - bg) / 2**shift,
-   2**shift the power of two nearest to BG_TAU_S * rate (128 frames = 16 s
+   2**shift the power of two nearest to _BG_TAU_S * rate (128 frames = 16 s
    at 8 Hz, 4 Hz or 16 Hz alike), in integer Q8 arithmetic with dither.  Pixels in a person's box (plus one pixel)
    are frozen, so a person standing still is never absorbed; the screening
    releases a track that has not moved for a long time (see screening.py).
    Rejected hot objects ARE updated, so a static one fades into the
    background within about 3 time constants.  Pixels that turn colder than
-   the model (a person left, uncovering the wall) adapt fast (BG_FAST_TAU_S,
+   the model (a person left, uncovering the wall) adapt fast (_BG_FAST_TAU_S,
    8 frames = 1 s at 8 Hz).
 
 Outputs are parallel arrays indexed by head (0..n_heads-1); per head:
@@ -35,6 +35,7 @@ Units: degC, pixels; rows from the top of the image.
 """
 
 import micropython
+from micropython import const
 
 from buffers import zeros
 
@@ -42,30 +43,30 @@ W = 32
 H = 24
 N = W * H
 
-FG_THRESHOLD_C = 1.0
-SKIN_APPARENT_MAX_C = 41.5  # no skin reads hotter than this (40 degC skin + noise)
-BG_TAU_S = 20.0
-BG_FAST_TAU_S = 1.0
-BG_INIT_MARGIN_C = 2.0  # at start, pixels this much above the median are not background
-NOMINAL_SKIN_APPARENT_C = 33.0  # floor of the width reference for tiny, mixed heads
-HEAD_ASPECT_MAX = 2.2  # head rows (with neck) per head width, cap
-HEAD_MAX_WIDTH_PX = 13  # a head at 0.5 m is about 9.5 px wide (BAB lens)
-MIN_BLOB_PX = 3  # smaller blobs are noise
-MIN_HEAD_CONTRAST_C = 1.5  # a head's hottest pixel above its background
-FRINGE_EXCESS_RATIO = 1.5  # "warmer below": excess over the head so far (noise and face-fill margin)
-MAX_BLOBS = 24
-# label map byte: blob number 1..MAX_BLOBS, FG = foreground not yet labelled,
+_FG_THRESHOLD_C = const(1.0)
+_SKIN_APPARENT_MAX_C = const(41.5)  # no skin reads hotter than this (40 degC skin + noise)
+_BG_TAU_S = const(20.0)
+_BG_FAST_TAU_S = const(1.0)
+_BG_INIT_MARGIN_C = const(2.0)  # at start, pixels this much above the median are not background
+_NOMINAL_SKIN_APPARENT_C = const(33.0)  # floor of the width reference for tiny, mixed heads
+_HEAD_ASPECT_MAX = const(2.2)  # head rows (with neck) per head width, cap
+_HEAD_MAX_WIDTH_PX = const(13)  # a head at 0.5 m is about 9.5 px wide (BAB lens)
+_MIN_BLOB_PX = const(3)  # smaller blobs are noise
+_MIN_HEAD_CONTRAST_C = const(1.5)  # a head's hottest pixel above its background
+_FRINGE_EXCESS_RATIO = const(1.5)  # "warmer below": excess over the head so far (noise and face-fill margin)
+_MAX_BLOBS = const(24)
+# label map byte: blob number 1..MAX_BLOBS, _FG = foreground not yet labelled,
 # bit 7 = frozen (a person is here: do not update the background)
-FG = 127
-FROZEN = 0x80
-MAX_HEADS = 8
-MAX_HEADS_PER_BLOB = 3
+_FG = const(127)
+_FROZEN = const(0x80)
+_MAX_HEADS = const(8)
+_MAX_HEADS_PER_BLOB = const(3)
 
 # rejection reasons (counters, for diagnostics and tests)
 REJECT_HOT = 0
 REJECT_NO_BODY = 1
-REJECT_SHAPE = 2
-REJECT_SMALL = 3
+_REJECT_SHAPE = const(2)
+_REJECT_SMALL = const(3)
 
 
 def _r4(t):
@@ -90,7 +91,7 @@ Q = 256
 
 @micropython.viper
 def _fg_pass(frame, bg, lab, n: int, thr: int):
-    """lab[i] = FG where frame[i] - bg[i] > thr (Q8), else 0."""
+    """lab[i] = _FG where frame[i] - bg[i] > thr (Q8), else 0."""
     f = ptr32(frame)  # noqa: F821 (viper built-in)
     b = ptr16(bg)  # noqa: F821 (viper built-in)
     lb = ptr8(lab)  # noqa: F821 (viper built-in)
@@ -168,7 +169,7 @@ def _bg_pass(frame, bg, lab, n: int, thr: int, shift: int, fast_shift: int, calm
 
 @micropython.viper
 def _components(lab, parent, remap, minr, maxr, minc, maxc, count, max_blobs: int) -> int:
-    """8-connected components of the FG (127) pixels of lab, in place, two
+    """8-connected components of the _FG (127) pixels of lab, in place, two
     raster passes with a union-find table of 126 provisional labels
     (allocation-free).  Final labels 1..max_blobs in raster order of each
     blob's first pixel; later blobs (and pixels beyond 126 provisional
@@ -290,46 +291,44 @@ class Detector:
     level).  Allocates everything in __init__."""
 
     def __init__(self, rate_hz=8.0, noise_1hz_c=0.1):
-        self.rate_hz = rate_hz
         self.sigma_c = noise_1hz_c * (rate_hz**0.5)  # single-pixel noise per frame
         # EMA time constants as shifts: tau = 2**shift frames
-        self.shift = _shift_for(BG_TAU_S * rate_hz)
-        self.fast_shift = _shift_for(BG_FAST_TAU_S * rate_hz)
+        self.shift = _shift_for(_BG_TAU_S * rate_hz)
+        self.fast_shift = _shift_for(_BG_FAST_TAU_S * rate_hz)
         self.bg = zeros("h", N)  # background, Q8 degC (1/256)
         self.label = bytearray(N)
         self.parent = bytearray(128)  # union-find table of the labelling
         self.remap = bytearray(128)
-        self.initialised = False
         self.frames = 0
         # blob stats
         self.n_blobs = 0
-        self.b_minr = bytearray(MAX_BLOBS)
-        self.b_maxr = bytearray(MAX_BLOBS)
-        self.b_minc = bytearray(MAX_BLOBS)
-        self.b_maxc = bytearray(MAX_BLOBS)
-        self.b_count = zeros("H", MAX_BLOBS)
+        self.b_minr = bytearray(_MAX_BLOBS)
+        self.b_maxr = bytearray(_MAX_BLOBS)
+        self.b_minc = bytearray(_MAX_BLOBS)
+        self.b_maxc = bytearray(_MAX_BLOBS)
+        self.b_count = zeros("H", _MAX_BLOBS)
         self.top = bytearray(W)  # per column: top row of the current blob (255 = none)
         self.used = bytearray(W)
         # heads
         self.n_heads = 0
-        self.h_blob = bytearray(MAX_HEADS)
-        self.h_r0 = bytearray(MAX_HEADS)  # first row
-        self.h_rows = bytearray(MAX_HEADS)  # rows (with neck)
-        self.h_c0 = bytearray(MAX_HEADS)
-        self.h_c1 = bytearray(MAX_HEADS)  # inclusive
-        self.h_wmax = bytearray(MAX_HEADS)  # widest row, whole pixels
-        self.h_peak = zeros("H", MAX_HEADS)  # pixel index of the hottest head pixel
-        self.h_peak_c = zeros("f", MAX_HEADS)  # its apparent temperature
-        self.h_bg_c = zeros("f", MAX_HEADS)  # background behind the head
-        self.h_weq = zeros("f", MAX_HEADS)  # equivalent head width, px
-        self.h_ncand = bytearray(MAX_HEADS)  # pixels within 2 sigma of the peak
-        self.h_nskin = bytearray(MAX_HEADS)  # skin-like pixels (>= 85 % of peak excess)
-        self.h_edge = bytearray(MAX_HEADS)  # 1 = the head touches the left/right border (partly outside)
-        self.h_interior = bytearray(MAX_HEADS)  # peak's 4 neighbours skin-like too
-        self.h_nint = bytearray(MAX_HEADS)  # interior pixels (each could have been the reading)
-        self.h_nb = zeros("f", 4 * MAX_HEADS)  # the reading pixel's left, right, up, down neighbours
-        self.h_x = zeros("f", MAX_HEADS)  # head centre column (px)
-        self.h_y = zeros("f", MAX_HEADS)  # head centre row (px)
+        self.h_blob = bytearray(_MAX_HEADS)
+        self.h_r0 = bytearray(_MAX_HEADS)  # first row
+        self.h_rows = bytearray(_MAX_HEADS)  # rows (with neck)
+        self.h_c0 = bytearray(_MAX_HEADS)
+        self.h_c1 = bytearray(_MAX_HEADS)  # inclusive
+        self.h_wmax = bytearray(_MAX_HEADS)  # widest row, whole pixels
+        self.h_peak = zeros("H", _MAX_HEADS)  # pixel index of the hottest head pixel
+        self.h_peak_c = zeros("f", _MAX_HEADS)  # its apparent temperature
+        self.h_bg_c = zeros("f", _MAX_HEADS)  # background behind the head
+        self.h_weq = zeros("f", _MAX_HEADS)  # equivalent head width, px
+        self.h_ncand = bytearray(_MAX_HEADS)  # pixels within 2 sigma of the peak
+        self.h_nskin = bytearray(_MAX_HEADS)  # skin-like pixels (>= 85 % of peak excess)
+        self.h_edge = bytearray(_MAX_HEADS)  # 1 = the head touches the left/right border (partly outside)
+        self.h_interior = bytearray(_MAX_HEADS)  # peak's 4 neighbours skin-like too
+        self.h_nint = bytearray(_MAX_HEADS)  # interior pixels (each could have been the reading)
+        self.h_nb = zeros("f", 4 * _MAX_HEADS)  # the reading pixel's left, right, up, down neighbours
+        self.h_x = zeros("f", _MAX_HEADS)  # head centre column (px)
+        self.h_y = zeros("f", _MAX_HEADS)  # head centre row (px)
         self.rejects = zeros("H", 4)
         self.ambient_c = 0.0
 
@@ -358,7 +357,7 @@ class Detector:
                 break
             b += 1
         med = lo + (b + 0.5) * step
-        cap = med + BG_INIT_MARGIN_C
+        cap = med + _BG_INIT_MARGIN_C
         bg = self.bg
         for i in range(N):
             v = frame[i]
@@ -366,7 +365,6 @@ class Detector:
             # median until they are uncovered and adapt
             t = v if v < cap else med
             bg[i] = int(t * Q) if -127.0 < t < 127.0 else (32767 if t > 0 else -32767)
-        self.initialised = True
 
     def _update_background(self, frame):
         dither = (self.frames * 73) & 0xFFFF
@@ -377,7 +375,7 @@ class Detector:
         while shift < self.shift and (2 << shift) <= self.frames:
             shift += 1
         total = _bg_pass(
-            frame, self.bg, self.label, N, int(FG_THRESHOLD_C * Q), self.shift, self.fast_shift, shift, dither
+            frame, self.bg, self.label, N, int(_FG_THRESHOLD_C * Q), self.shift, self.fast_shift, shift, dither
         )
         self.ambient_c = total / (Q * N)
 
@@ -389,9 +387,9 @@ class Detector:
 
     def _label(self, frame):
         lab = self.label
-        _fg_pass(frame, self.bg, lab, N, int(FG_THRESHOLD_C * Q))
+        _fg_pass(frame, self.bg, lab, N, int(_FG_THRESHOLD_C * Q))
         self.n_blobs = _components(
-            lab, self.parent, self.remap, self.b_minr, self.b_maxr, self.b_minc, self.b_maxc, self.b_count, MAX_BLOBS
+            lab, self.parent, self.remap, self.b_minr, self.b_maxr, self.b_minc, self.b_maxc, self.b_count, _MAX_BLOBS
         )
 
     # --- heads ----------------------------------------------------------------
@@ -415,8 +413,8 @@ class Detector:
                     top[c] = r
                     break
         first_bottom = 255
-        for _k in range(MAX_HEADS_PER_BLOB):
-            if self.n_heads >= MAX_HEADS:
+        for _k in range(_MAX_HEADS_PER_BLOB):
+            if self.n_heads >= _MAX_HEADS:
                 return
             # topmost unused column (middle of a flat run)
             best = 255
@@ -473,7 +471,7 @@ class Detector:
                     break  # abruptly twice as wide: shoulders (far heads show no neck) or a neighbour
                 if w < wmax and (not wneck or w < wneck):
                     wneck = w
-                if rows > 0 and rows + 1 > HEAD_ASPECT_MAX * wmax + 1:
+                if rows > 0 and rows + 1 > _HEAD_ASPECT_MAX * wmax + 1:
                     break
                 if w > wmax:
                     wmax = w
@@ -495,7 +493,7 @@ class Detector:
 
     def _warmer_below(self, frame, n, r0, r, a, z, ra, rz):
         """Is there, in the rows r..r+2 of blob n between columns ra and
-        rz, a pixel whose excess over the background is FRINGE_EXCESS_RATIO
+        rz, a pixel whose excess over the background is _FRINGE_EXCESS_RATIO
         times that of the head so far (rows r0..r-1, columns a..z)?  Then
         the narrow top is a cool fringe (hair, a hat, a noise pixel over the
         crown) of a warmer, wider head, not a far head on its shoulders: a
@@ -515,7 +513,7 @@ class Detector:
                 i = base + c
                 if lab[i] == n:
                     b = bg[i] / Q
-                    if frame[i] - b > FRINGE_EXCESS_RATIO * (top_c - b):
+                    if frame[i] - b > _FRINGE_EXCESS_RATIO * (top_c - b):
                         return True
         return False
 
@@ -524,8 +522,8 @@ class Detector:
         bg = self.bg
         n = b + 1
         rej = self.rejects
-        if self.b_count[b] < MIN_BLOB_PX or r0 > H - 3:
-            rej[REJECT_SMALL] += 1
+        if self.b_count[b] < _MIN_BLOB_PX or r0 > H - 3:
+            rej[_REJECT_SMALL] += 1
             return
         # body below: the blob reaches at least half a head below the head,
         # or leaves the image at the bottom (someone close)
@@ -533,8 +531,8 @@ class Detector:
         if blob_maxr < H - 1 and blob_maxr < need:
             rej[REJECT_NO_BODY] += 1
             return
-        if wmax > HEAD_MAX_WIDTH_PX or (wmax >= 3 and rows * 10 < wmax * 9 and r0 + rows < H):
-            rej[REJECT_SHAPE] += 1
+        if wmax > _HEAD_MAX_WIDTH_PX or (wmax >= 3 and rows * 10 < wmax * 9 and r0 + rows < H):
+            rej[_REJECT_SHAPE] += 1
             return
         peak = -1
         peak_c = -300.0
@@ -547,7 +545,7 @@ class Detector:
                 if lab[i] != n:
                     continue
                 v = frame[i]
-                if v > SKIN_APPARENT_MAX_C:
+                if v > _SKIN_APPARENT_MAX_C:
                     rej[REJECT_HOT] += 1
                     return
                 if v > peak_c:
@@ -576,8 +574,8 @@ class Detector:
         if rcnt >= 3:
             bgc = rsum / (rcnt * Q)
         ex_peak = _r4(peak_c) - _r4(bgc)
-        if peak_c - bgc < MIN_HEAD_CONTRAST_C:
-            rej[REJECT_SMALL] += 1
+        if peak_c - bgc < _MIN_HEAD_CONTRAST_C:
+            rej[_REJECT_SMALL] += 1
             return
         # counts around the peak: candidates for the maximum (within 2 sigma)
         # and skin-like pixels (>= 85 % of the peak's excess radiance)
@@ -642,7 +640,7 @@ class Detector:
         # equivalent width of the widest row: excess radiance relative to the
         # peak's (or to nominal skin, for tiny heads whose peak is itself mixed)
         ref = ex_peak
-        nom = _r4(NOMINAL_SKIN_APPARENT_C) - _r4(bgc)
+        nom = _r4(_NOMINAL_SKIN_APPARENT_C) - _r4(bgc)
         if nom > ref:
             ref = nom
         weq = 0.0
@@ -698,7 +696,7 @@ class Detector:
         """Segment one frame (768 floats, degC, row-major, row 0 at the top).
         Heads are in the h_* arrays afterwards; call update_background()
         once the caller has marked person areas with freeze_box()."""
-        if not self.initialised:
+        if not self.frames:
             self._init_background(frame)
         self.frames += 1
         self._label(frame)
@@ -726,7 +724,7 @@ class Detector:
         for r in range(r0, r1 + 1):
             base = r * W
             for c in range(c0, c1 + 1):
-                lab[base + c] |= FROZEN
+                lab[base + c] |= _FROZEN
 
     def update_background(self, frame):
         self._update_background(frame)

@@ -5,9 +5,9 @@ module only chooses its inputs (degC, metres; u_* are 1-sigma):
 
 - apparent: the head's hottest pixel, minus the expected maximum of the n
   pixels that could have been the maximum (order statistics of Gaussian
-  noise, MAX_BIAS): the interior pixels when the reading is interior (only
+  noise, _MAX_BIAS): the interior pixels when the reading is interior (only
   they competed), else the skin-like ones; its noise is the spread of that
-  maximum (MAX_SD).
+  maximum (_MAX_SD).
   Both through the device Calibration (adds its uncertainty).
 - background: the adaptive background behind the head; u_background
   covers hair/ears warmer than the background in a mixed pixel.
@@ -38,40 +38,42 @@ module only chooses its inputs (degC, metres; u_* are 1-sigma):
     bound used as 1-sigma: conservative).  Far away f - u_f approaches 0
     and the skin uncertainty explodes: RECHECK, never CLEAR.
 - occlusion (glasses, mask, hat): fewer skin-like pixels than the face
-  size implies (OCCLUSION_RATIO); the fraction's lower bound is halved.
+  size implies (_OCCLUSION_RATIO); the fraction's lower bound is halved.
 - emissivity: calibration.correct_emissivity with the configured skin
   emissivity and reflected temperature = ambient (from the background).
 """
+
+from micropython import const
 
 import calibration
 
 # Lens (MLX90640 BAB, 55 x 35 deg, 32 x 24): metres per pixel per metre of distance.
 PX_M = 0.032537  # 2 * tan(27.5 deg) / 32
-PY_M = 0.026265  # 2 * tan(17.5 deg) / 24
+_PY_M = const(0.026265)  # 2 * tan(17.5 deg) / 24
 HEAD_WIDTH_M = 0.135  # effective warm width of an adult head (face row, ears/hair partly warm)
 HEAD_WIDTH_REL_U = 0.10  # adult head width spread (about 14-17 cm)
 WIDTH_PX_U = 0.7  # scatter of the measured width in pixels (sub-pixel phase, hair, PSF), from scene renders
 FACE_W_M = 0.13  # visible face skin, width and height
 FACE_H_M = 0.18
-PSF_SIDE_LOSS = 0.04  # share of a pixel's signal the PSF (sigma 0.4 px) trades with one side neighbour
+_PSF_SIDE_LOSS = const(0.04)  # share of a pixel's signal the PSF (sigma 0.4 px) trades with one side neighbour
 PSF_NB_W = 0.0371  # 2-D weight of one side neighbour in a pixel's signal (0.919 * 0.0404)
 PSF_DIAG_W = 0.0065  # the 4 diagonal neighbours together (4 * 0.0404 ** 2)
-OCCLUDED_FACE_H_M = 0.09  # skin band a mask or glasses leave (about half the face)
-INTERIOR_U_FRACTION = 0.012
+_OCCLUDED_FACE_H_M = const(0.09)  # skin band a mask or glasses leave (about half the face)
+_INTERIOR_U_FRACTION = const(0.012)
 UNRESOLVED_MAX_LO = 0.85  # lower fraction bound for a peak pixel not verified all skin
-OCCLUSION_RATIO = 0.4  # skin-like pixels below this share of the face area: occluded
-MIN_FACE_PX_FOR_OCCLUSION = 2.5
+_OCCLUSION_RATIO = const(0.4)  # skin-like pixels below this share of the face area: occluded
+_MIN_FACE_PX_FOR_OCCLUSION = const(2.5)
 FRAGMENT_WIDTH_RATIO = 0.7  # a head narrower than this share of its track's width is a fragment
-PLAUSIBLE_SKIN_MAX_C = 43.0
-PLAUSIBLE_SKIN_MIN_C = 31.5  # colder than any face even in cold air: not a face
+_PLAUSIBLE_SKIN_MAX_C = const(43.0)
+_PLAUSIBLE_SKIN_MIN_C = const(31.5)  # colder than any face even in cold air: not a face
 # E[max of n standard normals] and its standard deviation for n = 1..16, then
 # n = 20, 25, 30, 40 (Monte Carlo, 200 000 draws)
 # fmt: off
-MAX_N = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 20, 25, 30, 40)
-MAX_BIAS = (0.0, 0.568, 0.845, 1.029, 1.161, 1.266, 1.353, 1.421, 1.482, 1.539, 1.587, 1.629, 1.667, 1.704, 1.735,
-            1.767, 1.867, 1.965, 2.043, 2.161)
-MAX_SD = (1.0, 0.826, 0.749, 0.701, 0.668, 0.646, 0.626, 0.612, 0.598, 0.587, 0.578, 0.568, 0.562, 0.554, 0.55,
-          0.546, 0.525, 0.506, 0.492, 0.47)
+_MAX_N = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 20, 25, 30, 40)
+_MAX_BIAS = (0.0, 0.568, 0.845, 1.029, 1.161, 1.266, 1.353, 1.421, 1.482, 1.539, 1.587, 1.629, 1.667, 1.704, 1.735,
+             1.767, 1.867, 1.965, 2.043, 2.161)
+_MAX_SD = (1.0, 0.826, 0.749, 0.701, 0.668, 0.646, 0.626, 0.612, 0.598, 0.587, 0.578, 0.568, 0.562, 0.554, 0.55,
+           0.546, 0.525, 0.506, 0.492, 0.47)
 # fmt: on
 
 
@@ -83,8 +85,8 @@ def _axis_lo(w):
     if w >= 4.0:
         return c
     if w >= 2.0:
-        return c - PSF_SIDE_LOSS
-    return c - 2.0 * PSF_SIDE_LOSS * c
+        return c - _PSF_SIDE_LOSS
+    return c - 2.0 * _PSF_SIDE_LOSS * c
 
 
 def _axis_hi(w):
@@ -93,8 +95,8 @@ def _axis_hi(w):
     if w >= 3.0:
         return c
     if w >= 2.0:
-        return c - 0.5 * PSF_SIDE_LOSS
-    return c - PSF_SIDE_LOSS * c
+        return c - 0.5 * _PSF_SIDE_LOSS
+    return c - _PSF_SIDE_LOSS * c
 
 
 def _axis_cov(w):
@@ -146,8 +148,8 @@ def _psf_keep(app_c, bg_c, nb, o, interior=False):
 
 def fraction_bounds(d_lo, d_hi, occluded):
     """(f, u_f) of the best face pixel for a distance in [d_lo, d_hi] m."""
-    lo = _axis_lo(FACE_W_M / (d_hi * PX_M)) * _axis_lo(FACE_H_M / (d_hi * PY_M))
-    hi = _axis_hi(FACE_W_M / (d_lo * PX_M)) * _axis_hi(FACE_H_M / (d_lo * PY_M))
+    lo = _axis_lo(FACE_W_M / (d_hi * PX_M)) * _axis_lo(FACE_H_M / (d_hi * _PY_M))
+    hi = _axis_hi(FACE_W_M / (d_lo * PX_M)) * _axis_hi(FACE_H_M / (d_lo * _PY_M))
     if occluded:
         lo *= 0.5  # the visible skin may be a band (forehead) narrower than the face
     return 0.5 * (lo + hi), 0.5 * (hi - lo)
@@ -206,8 +208,8 @@ class Measurer:
         r.distance_m = d
         r.u_distance_m = d * rel
         fw = FACE_W_M / (d * PX_M)
-        fh = FACE_H_M / (d * PY_M)
-        occluded = fw >= MIN_FACE_PX_FOR_OCCLUSION and det.h_nskin[k] < OCCLUSION_RATIO * fw * fh
+        fh = FACE_H_M / (d * _PY_M)
+        occluded = fw >= _MIN_FACE_PX_FOR_OCCLUSION and det.h_nskin[k] < _OCCLUSION_RATIO * fw * fh
         r.occluded = occluded
         r.resolved = bool(det.h_interior[k]) and fw >= 2.0 and fh >= 2.0
         # the peak is the maximum of the n pixels that competed for it (the
@@ -215,14 +217,14 @@ class Measurer:
         # the noise's expected share of it (order statistics), keep its spread
         n = det.h_nint[k] if r.resolved else det.h_nskin[k]
         j = 0
-        while j + 1 < len(MAX_N) and MAX_N[j + 1] <= n:
+        while j + 1 < len(_MAX_N) and _MAX_N[j + 1] <= n:
             j += 1
-        app = det.h_peak_c[k] - MAX_BIAS[j] * sigma
-        u_app = sigma * ((MAX_SD[j] ** 2 + (0.3 * MAX_BIAS[j]) ** 2) ** 0.5)
+        app = det.h_peak_c[k] - _MAX_BIAS[j] * sigma
+        u_app = sigma * ((_MAX_SD[j] ** 2 + (0.3 * _MAX_BIAS[j]) ** 2) ** 0.5)
         keep = _psf_keep(app, det.h_bg_c[k], det.h_nb, 4 * k, r.resolved)
         if r.resolved:
             f = keep if keep < 1.0 else 1.0
-            uf = INTERIOR_U_FRACTION
+            uf = _INTERIOR_U_FRACTION
         else:
             fm, fu = fraction_bounds(d / (1.0 + rel), d * (1.0 + rel), occluded)
             lo = fm - fu
@@ -233,7 +235,7 @@ class Measurer:
                 lo = UNRESOLVED_MAX_LO
             # centre: the expected cover at the estimated distance, times
             # what the PSF keeps (measured); the bounds stay inside f +/- u_f
-            fh_c = (OCCLUDED_FACE_H_M if occluded else FACE_H_M) / (d * PY_M)
+            fh_c = (_OCCLUDED_FACE_H_M if occluded else FACE_H_M) / (d * _PY_M)
             if fw >= 1.0 and fh_c >= 1.0:
                 f = _axis_cov(fw) * _axis_cov(fh_c) * keep
             else:
@@ -263,9 +265,9 @@ class Measurer:
         r.skin_c = ts
         r.u_skin_c = us
         r.u_noise_c = u_app / f
-        if us < calibration.INF and ts - 2.0 * us > PLAUSIBLE_SKIN_MAX_C:
+        if us < calibration.INF and ts - 2.0 * us > _PLAUSIBLE_SKIN_MAX_C:
             r.plausible = False  # hotter than any skin even allowing for the fill fraction
-        if us < calibration.INF and ts + 2.0 * us < PLAUSIBLE_SKIN_MIN_C:
+        if us < calibration.INF and ts + 2.0 * us < _PLAUSIBLE_SKIN_MIN_C:
             return r  # too cold for skin: a warm object or noise, not a face
         r.ok = True
         return r

@@ -607,9 +607,9 @@ def repair_pixels(to: "array.array", params: Params, chess: bool = True) -> None
 
 # Neighbours measured in the same subpage (chess: diagonals; interleaved: same
 # row), then all eight as the fallback.
-_DIAGONAL = const(((-1, -1), (-1, 1), (1, -1), (1, 1)))
-_SIDEWAYS = const(((0, -1), (0, 1)))
-_EIGHT = const(((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)))
+_DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
+_SIDEWAYS = ((0, -1), (0, 1))
+_EIGHT = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
 
 
 def _repair_one(to, p, i, chess):
