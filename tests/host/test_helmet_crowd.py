@@ -7,10 +7,11 @@ attributed to people with the scene's ground truth (bench_screening's track
 matching), per pass of the recording.
 
 The code runs from the ROMFS image as on the helmet and the board's flash
-holds a bench calibration record.  The firmware gets RAM (as -X heapsize)
-of free heap: these tests check behaviour with room to spare; how little
-heap the firmware needs is `make bench` (tools/bench/bench_soak.py), which
-searches for it and soaks the helmet there.  The assertions here are no
+holds a bench calibration record.  Without the radio the firmware gets the
+free heap of the issue's 100 KB board (-X heapsize=100k): these runs fail
+with a MemoryError if the firmware outgrows it.  With the radio it gets
+RADIO_RAM (the radio's share is measured, not yet cut to fit: make bench's
+soak searches the smallest heap for both).  The assertions here are no
 MemoryError and no heap growth after warm-up.
 """
 
@@ -30,7 +31,8 @@ from scene import Scenario, Scene, read_truth, write_recording  # noqa: E402
 
 CLEAR, RECHECK, FEVER = 0, 1, 2
 PASS_FRAMES = 160  # 20 s at 8 Hz
-RAM = "160k"
+RAM = "100k"  # the issue's target
+RADIO_RAM = "160k"
 
 
 def _check_run(res):
@@ -146,7 +148,7 @@ def test_with_radio_every_event_reaches_the_phone_and_heap_holds(clearly_febrile
     """The same crowd with the GATT server and a bonded phone that takes every
     event and acknowledges it: nothing left pending, heap flat over 2 passes."""
     path, _ = clearly_febrile
-    res = bench_soak.run_crowd(path, 2 * PASS_FRAMES, ram=RAM, ble=True)
+    res = bench_soak.run_crowd(path, 2 * PASS_FRAMES, ram=RADIO_RAM, ble=True)
     _check_run(res)
     phone = res["phone"]
     assert phone["received"] == phone["journaled"] == len(res["events"]) and phone["pending"] == 0, phone

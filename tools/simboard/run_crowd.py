@@ -295,12 +295,14 @@ def main(args):
 
     cfg, _why = config.load()  # the board's flash, as helmet.main
     cal, _why = calstore.load()
+    gc.collect()  # as helmet.main, before each long-lived structure
     scr = Screening(cfg, cal)
     journal = TapJournal()
     journal.append(protocol.decode_event(boot_event))
     gc.collect()
     print("BOOT", gc.mem_alloc() - _START - sim)
     alarm = Alarm(Buzzer(board.make_buzzer_pwm(), sleep_ms), board.make_led())
+    gc.collect()
     # board time runs a few times faster than the wall clock the feeder's
     # asyncio sleeps use: feed often so the watchdog's margin stays wide
     h = helmet.Helmet(
