@@ -497,6 +497,10 @@ def main(boot):
     from journal import Journal
     from screening import Screening
 
+    try:
+        import ble_server  # noqa: F401  (the radio's code too, loaded before the heap fragments)
+    except ImportError:
+        pass  # a build without bluetooth: _radio finds no radio
     report, boot_event = boot(image=frame) if callable(boot) else boot
     camera = report.sensor.camera if report.ok else None
     report = boot = None  # the self-test's objects (and so its module) can go
@@ -551,11 +555,16 @@ def _radio(journal, cfg, helmet):
     """The GATT server, or None when the radio does not start."""
     import binascii
 
-    import bluetooth
     import machine
 
     import config
-    from ble_server import BleServer
+
+    try:
+        import bluetooth
+
+        from ble_server import BleServer
+    except ImportError:
+        return None  # a build without bluetooth
 
     def on_config(new_cfg):
         # persisted first (a failed save fails the request and changes
@@ -564,6 +573,7 @@ def _radio(journal, cfg, helmet):
         helmet.apply_config(new_cfg)
 
     try:
+        gc.collect()  # as for the screening: the server's objects fill holes first
         return BleServer(
             bluetooth.BLE(),
             journal,

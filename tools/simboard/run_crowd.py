@@ -277,6 +277,8 @@ def main(args):
     from journal import Journal
     from screening import Screening
 
+    if ble:
+        import ble_server  # noqa: F401  (with the other modules, as helmet.main)
     report, boot_event = boot_main.boot(sleep_ms, frame)  # the test frame into the frame buffer, as helmet.main
     if not report.ok:
         print("BOOT FAILED")
@@ -315,6 +317,7 @@ def main(args):
 
         from ble_server import BleServer
 
+        gc.collect()  # as helmet.main
         server = BleServer(bluetooth.BLE(), journal, on_set_time=h.set_time, on_silence=h.silence)
         h.attach_ble(server)
     if phone is not None:
