@@ -25,8 +25,9 @@ so that one event fits one notification at the default ATT MTU of 23.
   off size field        units / meaning
   0   1    version      1
   1   1    kind<<4|out  kind: 1 screening, 2 fault, 3 boot; out: outcome
-                        (CLEAR/RECHECK/FEVER), fault code (FAULT_*, 1..6),
-                        or 0 for boot
+                        (CLEAR/RECHECK/FEVER), fault code (FAULT_*, 1..6;
+                        decoders accept 7..15 from newer firmware), or 0
+                        for boot
   2   4    seq          u32 event sequence number
   6   4    time         u32 unix seconds, 0 if the clock is unset
   10  2    core         i16 centi-degC, -32768 = not available (None)
@@ -264,14 +265,18 @@ class ScreeningEvent(_Record):
         self.flags = flags
 
 
-def _check_kind(what, kind, outcome, core_na, skin_na):
+def _check_kind(what, kind, outcome, core_na, skin_na, decoding=False):
     if kind == EVENT_SCREENING:
         if not CLEAR <= outcome <= FEVER:  # RECHECK is 1, between them
             raise OutOfRange("%s: screening outcome %r outside 0..2" % (what, outcome))
         return
     if kind == EVENT_FAULT:
-        if not FAULT_SENSOR_BUS <= outcome <= FAULT_DISTANCE_SENSOR:
-            raise OutOfRange("%s: fault code %r outside 1..6" % (what, outcome))
+        # a decoder takes any code 1..15: a newer helmet's fault is still a
+        # fault (kept, acknowledged, named "unknown"), not a malformed record
+        # that would stall the event sequence; an encoder only known codes
+        top = 15 if decoding else FAULT_DISTANCE_SENSOR
+        if not FAULT_SENSOR_BUS <= outcome <= top:
+            raise OutOfRange("%s: fault code %r outside 1..%d" % (what, outcome, top))
     elif kind == EVENT_BOOT:
         if outcome != 0:
             raise OutOfRange("%s: boot event outcome must be 0, got %r" % (what, outcome))
@@ -367,7 +372,7 @@ def decode_event(b):
     if flags & ~EVENT_FLAGS_MASK:
         raise OutOfRange("%s: reserved flag bits set (flags 0x%02x)" % (what, flags))
     kind, outcome = ko >> 4, ko & 0x0F
-    _check_kind(what, kind, outcome, core == TEMP_NA, skin == TEMP_NA)
+    _check_kind(what, kind, outcome, core == TEMP_NA, skin == TEMP_NA, decoding=True)
     return ScreeningEvent(
         seq,
         time,

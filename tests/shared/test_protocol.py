@@ -190,6 +190,20 @@ def test_fault_codes_1_to_6_round_trip_and_have_names():
         p.encode_event(p.ScreeningEvent(kind=p.EVENT_FAULT, outcome=7))
 
 
+def test_a_newer_helmets_fault_code_decodes_as_a_fault():
+    """Codes 7..15 are not ours yet, but an app must not take a newer
+    helmet's fault for a malformed record: it could then never acknowledge
+    it, and the helmet's journal would stall behind it."""
+    b = bytearray(p.encode_event(p.ScreeningEvent(seq=9, kind=p.EVENT_FAULT, outcome=p.FAULT_DISTANCE_SENSOR)))
+    for code in (7, 15):
+        b[1] = 0x20 | code
+        ev = p.decode_event(bytes(b))
+        assert (ev.seq, ev.kind, ev.outcome, ev.core_c) == (9, p.EVENT_FAULT, code, None)
+    b[1] = 0x20  # code 0 is no fault at all
+    with raises(OutOfRange, match="fault code 0 outside 1..15"):
+        p.decode_event(bytes(b))
+
+
 def _u_steps(u):
     return p.encode_event(_event(core_u_c=u))[12]
 
