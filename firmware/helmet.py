@@ -6,11 +6,14 @@
 Every part is handed in (thin seams), so tests run the loop with fakes or on
 the simulated board.  asyncio tasks:
 
-- sensor loop: camera.read_frame(frame) -> screening.process(frame, ta) ->
-  each event to the alarm, then to the journal (through ble.record when a
-  radio is given, which journals it too), and the frame to the app while live
-  view is on.  read_frame blocks for up to two subpage periods; the other
-  tasks run between frames.
+- sensor loop: a frame -> screening.process(frame, ta) -> each event to the
+  alarm, then to the journal (through ble.record when a radio is given,
+  which journals it too), and the frame to the app while live view is on.
+  The frame is read a subpage at a time, awaiting each one's data-ready
+  (wait_ms between polls), so the other tasks run while the sensor
+  integrates: a buzzer tone or a button press waits at most one subpage's
+  bus read and pixel pass, not two subpage periods.  A camera without
+  subpage reads (tests' fakes) is read with its blocking read_frame.
 - alarm: alarm.tick(clock()) every _TICK_MS (buzzer patterns, LED, button).
 - radio: ble.run() when a server is given.
 - ToF (when a VL53L1X is fitted, see below): a range every TOF_PERIOD_MS
@@ -160,6 +163,7 @@ class Helmet:
         feed_ms=FEED_MS,
         tof=None,
         tof_opener=None,
+        wait_ms=None,
     ):
         self.camera = camera
         self.screening = screening
@@ -172,6 +176,9 @@ class Helmet:
         self.rate = rate_code(screening.rate_hz) if refresh_rate is None else refresh_rate
         self.opener: "Callable[[], Any] | None" = opener
         self.feed_ms = feed_ms
+        # awaited between data-ready polls (the simulated board passes one
+        # that moves its clock, as the driver's sleeps do)
+        self.wait_ms: "Callable[[int], Any]" = asyncio.sleep_ms if wait_ms is None else wait_ms
         self.ta_c = 0.0
         self.frames = 0  # good frames screened
         self.read_errors = 0  # failed reads, ever
@@ -276,13 +283,55 @@ class Helmet:
 
     # ------------------------------------------------------------ the sensor
     def step(self):
-        """Read and screen one frame.  Returns True for a good frame, False
-        for a failed read (already accounted for: fault event, counters)."""
+        """Read (blocking) and screen one frame.  Returns True for a good
+        frame, False for a failed read (already accounted for: fault event,
+        counters)."""
         try:
             ta = self.camera.read_frame(self.frame)
         except mlx90640.SensorError:
             self._failed()
             return False
+        return self._screen(ta)
+
+    async def step_async(self):
+        """step() for the main loop: awaits the subpages (_read_frame)."""
+        try:
+            ta = await self._read_frame()
+        except mlx90640.SensorError:
+            self._failed()
+            return False
+        return self._screen(ta)
+
+    async def _read_frame(self):
+        """Both subpages into self.frame; returns Ta."""
+        cam = self.camera
+        if not hasattr(cam, "read_subpage_into"):
+            return cam.read_frame(self.frame)
+        seen = 0
+        sp = 0
+        for _ in range(4):
+            await self._subpage_ready(cam)
+            sp = cam.read_subpage_into(self.frame)
+            seen |= 1 << sp
+            if seen == 3:
+                return cam.finish_frame(self.frame)
+        raise mlx90640.SensorError("MLX90640: subpages do not alternate (subpage %d only)" % sp)
+
+    async def _subpage_ready(self, cam):
+        """Until the next subpage is in the sensor's RAM, polling as the
+        driver does; past the driver's timeout its wait raises the
+        SensorError (with the status word)."""
+        poll = cam.subpage_ms // 8 or 1
+        limit = cam.data_timeout_ms()
+        start = self.clock()
+        while not cam.data_ready():
+            if time.ticks_diff(self.clock(), start) > limit:
+                cam.wait_data_ready(0)
+                return
+            await self.wait_ms(poll)
+
+    def _screen(self, ta):
+        """A good frame (ta: the sensor's temperature): screen it."""
         self.ta_c = ta
         self._fails = 0
         self._good_run += 1
@@ -354,7 +403,7 @@ class Helmet:
             self._in_fault = True
             await self._recover()
         while not frames or self.frames < frames:
-            if self.camera is not None and self.step():
+            if self.camera is not None and await self.step_async():
                 self.beats += 1
                 await asyncio.sleep_ms(0)  # let the alarm, radio and feeder run
                 continue

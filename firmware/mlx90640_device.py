@@ -128,10 +128,14 @@ class MLX90640:
         self.subpage_ms = _SUBPAGE_MS[refresh_rate]
 
     # -- frames ----------------------------------------------------------
+    def data_timeout_ms(self):
+        """How long the next subpage may take before the sensor is silent."""
+        return 3 * self.subpage_ms + 100
+
     def wait_data_ready(self, timeout_ms=None):
         """Poll status bit 3 until a new subpage is in RAM; return the status."""
         if timeout_ms is None:
-            timeout_ms = 3 * self.subpage_ms + 100
+            timeout_ms = self.data_timeout_ms()
         start = time.ticks_ms()
         while True:
             status = self.read_register(STATUS_REG)
@@ -186,23 +190,38 @@ class MLX90640:
         self.vdd = vdd
         self.ta = ta
 
-    def read_frame(self, out):
-        """Read both subpages into ``out`` (array('f', 768), degC), repair the
-        EEPROM-listed and any non-finite pixels, return Ta (degC)."""
+    def data_ready(self):
+        """Is a new subpage in RAM (status bit 3)?  One register read, no
+        wait: the helmet's main loop awaits it instead of blocking."""
+        return bool(self.read_register(STATUS_REG) & _STATUS_DATA_READY)
+
+    def read_subpage_into(self, out):
+        """Read and check the next subpage (waiting for it only if it is not
+        in RAM yet) and turn its pixels into temperatures in ``out``
+        (array('f', 768), degC); returns its number, 0 or 1."""
+        frame = self.read_subpage()
+        ta = self.ta
+        _calculate_to(frame, self.params, self.vdd, ta, self.emissivity, ta + self.tr_offset, out)
+        return frame[833]
+
+    def finish_frame(self, out):
+        """Once both subpages are in ``out``: repair the EEPROM-listed and
+        any non-finite pixels; returns Ta (degC) of the last subpage."""
         p = self.params
-        seen = 0
-        for _ in range(4):
-            if seen == 3:
-                break
-            frame = self.read_subpage()
-            sp = frame[833]
-            ta = self.ta
-            _calculate_to(frame, p, self.vdd, ta, self.emissivity, ta + self.tr_offset, out)
-            seen |= 1 << sp
-        else:
-            if seen != 3:
-                raise SensorError("MLX90640: subpages do not alternate (subpage %d only)" % sp)
         chess = (self.control & 0x1000) != 0
         repair_pixels(out, p, chess)
         self.repaired = _repair_nonfinite(out, p, chess)
-        return ta
+        return self.ta
+
+    def read_frame(self, out):
+        """Read both subpages into ``out`` (array('f', 768), degC), repair the
+        EEPROM-listed and any non-finite pixels, return Ta (degC).  Blocks
+        while it waits for the subpages (see data_ready)."""
+        seen = 0
+        sp = 0
+        for _ in range(4):
+            sp = self.read_subpage_into(out)
+            seen |= 1 << sp
+            if seen == 3:
+                return self.finish_frame(out)
+        raise SensorError("MLX90640: subpages do not alternate (subpage %d only)" % sp)

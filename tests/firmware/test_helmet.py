@@ -209,6 +209,44 @@ def test_flapping_sensor_is_one_episode():
 
 
 @heapsize("256k")
+def test_other_tasks_run_while_the_helmet_waits_for_the_sensor():
+    """The frame is read a subpage at a time, awaiting each one's
+    data-ready: the alarm's buzzer steps, the button and the radio are not
+    held up for two subpage periods per frame."""
+    import i2c16
+    import mlx90640_device
+    import virtual_mlx90640
+
+    simboard.reset_board()
+    board_clock = simboard.VirtualClock().install(mlx90640_device, i2c16)
+    sensor = virtual_mlx90640.VirtualMLX90640()
+    sensor.set_scene(22.0)
+    simboard.attach_i2c(board.MLX90640_ADDRESS, sensor)
+    rate = mlx90640.RATE_16HZ  # the helmet's 8 Hz frames: 62.5 ms subpages
+    cam = mlx90640.MLX90640(board.make_i2c(), board.MLX90640_ADDRESS, refresh_rate=rate)
+    al = alarm.Alarm(buzzer.Buzzer(board.make_buzzer_pwm()), board.make_led())
+    h = helmet.Helmet(cam, FakeScreening(), al, fresh_journal(), refresh_rate=rate, wait_ms=board_clock.wait_ms)
+    turns = []
+
+    async def other():
+        while True:
+            turns.append((h.frames, board_clock.now))
+            await asyncio.sleep_ms(0)
+
+    async def main():
+        t = asyncio.create_task(other())
+        await h.run(frames=5)
+        t.cancel()
+
+    asyncio.run(main())
+    for n in range(1, 4):
+        times = [ms for f, ms in turns if f == n]
+        # between two frames the other task ran many times, spread over the
+        # wait (a blocking read would give it one turn per frame)
+        assert len(times) >= 8 and max(times) - min(times) >= 40, (n, times)
+
+
+@heapsize("256k")
 def test_real_driver_faults_on_the_virtual_sensor():
     import i2c16
     import mlx90640_device
@@ -216,7 +254,7 @@ def test_real_driver_faults_on_the_virtual_sensor():
 
     simboard.reset_board()
     # the driver's time on the virtual board clock (as tools/simboard/run_crowd.py)
-    simboard.VirtualClock().install(mlx90640_device, i2c16)
+    board_clock = simboard.VirtualClock().install(mlx90640_device, i2c16)
     sensor = virtual_mlx90640.VirtualMLX90640()
     sensor.set_scene(22.0)
     simboard.attach_i2c(board.MLX90640_ADDRESS, sensor)
@@ -231,7 +269,7 @@ def test_real_driver_faults_on_the_virtual_sensor():
     scr.process = check
     journal = fresh_journal()
     al = alarm.Alarm(buzzer.Buzzer(board.make_buzzer_pwm()), board.make_led())
-    h = helmet.Helmet(cam, scr, al, journal, refresh_rate=rate)
+    h = helmet.Helmet(cam, scr, al, journal, refresh_rate=rate, wait_ms=board_clock.wait_ms)
     asyncio.run(h.run(frames=2))
     # one spoiled subpage: a data fault, then good frames (the episode ends)
     sensor.corrupt_next("gain")

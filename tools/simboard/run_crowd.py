@@ -86,6 +86,7 @@ class SceneCamera:
         self.shown = 0  # recording frame (and pass) in the last image read
         self.shown_pass = 0
         self.reads = 0
+        self.started = -1  # reads when the frame in progress began
 
     def show_next(self):
         p = self.player
@@ -97,21 +98,56 @@ class SceneCamera:
         self.sensor.set_scene(p.frame)
         self.sensor.set_ambient(ta=p.ta_c)
 
-    def read_frame(self, out):
+    def _frame_starts(self):
         if self.reads % self.every == 0:
             self.report(self.reads)
         if self.phone is not None:
             self.phone.tick(self.reads % self.every == 0)
+
+    def _frame_read(self):
+        self.reads += 1
+        self.shown = self.player.index
+        self.shown_pass = self.passes
+        self.show_next()
+
+    def read_frame(self, out):
+        self._frame_starts()
         try:
             ta = self.camera.read_frame(out)
         except Exception as e:
             print("SENSORERROR", self.reads, e)
             raise
-        self.reads += 1
-        self.shown = self.player.index
-        self.shown_pass = self.passes
-        self.show_next()
+        self._frame_read()
         return ta
+
+    # the subpage reads the helmet's main loop uses (it awaits data_ready)
+    def read_subpage_into(self, out):
+        if self.started != self.reads:  # the first subpage of this frame
+            self.started = self.reads
+            self._frame_starts()
+        try:
+            return self.camera.read_subpage_into(out)
+        except Exception as e:
+            print("SENSORERROR", self.reads, e)
+            raise
+
+    def finish_frame(self, out):
+        ta = self.camera.finish_frame(out)
+        self._frame_read()
+        return ta
+
+    def data_ready(self):
+        return self.camera.data_ready()
+
+    def wait_data_ready(self, timeout_ms=None):
+        return self.camera.wait_data_ready(timeout_ms)
+
+    def data_timeout_ms(self):
+        return self.camera.data_timeout_ms()
+
+    @property
+    def subpage_ms(self):
+        return self.camera.subpage_ms
 
     def configure(self, rate):
         self.camera.configure(rate)
@@ -308,7 +344,15 @@ def main(args):
     # board time runs a few times faster than the wall clock the feeder's
     # asyncio sleeps use: feed often so the watchdog's margin stays wide
     h = helmet.Helmet(
-        cam, scr, alarm, journal, button=board.make_button(), frame=frame, clock=clock.ticks_ms, feed_ms=50
+        cam,
+        scr,
+        alarm,
+        journal,
+        button=board.make_button(),
+        frame=frame,
+        clock=clock.ticks_ms,
+        feed_ms=50,
+        wait_ms=clock.wait_ms,  # board time moves while the helmet waits for the sensor
     )
     trk = scr.trk
     server = None

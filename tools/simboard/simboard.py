@@ -77,6 +77,14 @@ class VirtualClock:
     def sleep_ms(self, ms):
         self.now += ms
 
+    async def wait_ms(self, ms):
+        """An asyncio wait on the board clock (the helmet's wait for the
+        sensor's next subpage): moves the clock, lets the other tasks run."""
+        import asyncio
+
+        self.now += ms
+        await asyncio.sleep_ms(0)
+
     def install(self, *modules):
         set_clock(self.ticks_ms)
         for module in modules:
