@@ -34,6 +34,7 @@ PASS_FRAMES = 160  # 20 s at 8 Hz
 RAM = "100k"  # the target
 RADIO_RAM = "160k"
 RADIO_IN_FLIGHT_B = 1024  # events on their way to the phone when the heap is sampled
+SAMPLE_JITTER_B = 256  # 8 GC blocks: what the other tasks hold when the heap is sampled
 
 
 def _check_run(res):
@@ -139,14 +140,13 @@ def test_no_heap_growth_after_warm_up(clearly_febrile):
     path, res = clearly_febrile
     _check_run(res)
     assert res["done"]["frames"] == 3 * PASS_FRAMES
-    # The radio works while the helmet waits for the sensor, so a heap sample
-    # can catch indications and notifications in flight: a pass's peak
-    # varies by some hundred bytes, with no trend over five passes.  This
-    # catches a leak of a kilobyte a pass; a slower one is the soak's to find
-    # (make bench: 30 passes, growth after warm-up reported).
+    # A sample catches what the loop's other tasks hold at that moment (they
+    # run while it waits for the sensor): a pass's peak sits up to about
+    # 130 B above another's with no trend (make bench: 30 passes).  This
+    # catches a leak of an object per screening event (about 13 a pass); a
+    # slower one is the soak's to find (the first and last third of 30).
     warm, after, end = bench_soak.heap_growth(res["heap"], PASS_FRAMES)
-    assert after <= warm + RADIO_IN_FLIGHT_B and end <= warm, res["heap"]
-    assert end <= warm
+    assert after <= warm + SAMPLE_JITTER_B and end <= warm, res["heap"]
     assert res["sim"] > 0 and res["boot"] > 0
 
 

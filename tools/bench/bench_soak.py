@@ -21,8 +21,13 @@ their ESP32 size, so this is the stricter test.  gc.mem_alloc() after
 gc.collect() every EVERY frames gives the firmware's share (the simulation's
 is measured before the firmware boots and subtracted).  Readings move by
 about 2 KB within a pass (tracks, events, the alarm in flight); every pass
-shows the same scene, so warm-up is the first pass and growth is the largest
-reading after it minus the largest reading during it.
+shows the same scene, so warm-up is the first pass.  Growth compares the
+largest reading of the last third of the passes after it with that of the
+first third: a sample catches whatever the other tasks hold at that moment
+(the loop's tasks run while it waits for the sensor), so one pass's peak
+can sit a few blocks above another's with no trend, while a leak lifts the
+later passes' peaks.  The per-pass peaks and their least-squares slope are
+in the JSON too.
 """
 
 import json
@@ -180,6 +185,20 @@ def pass_peaks(heap, pass_frames):
     return [peaks[k] for k in sorted(peaks)]
 
 
+def heap_trend(peaks):
+    """Growth over a soak from its per-pass peaks after the warm-up pass:
+    (largest of the last third - largest of the first third, slope of a
+    least-squares line through all of them in bytes per pass)."""
+    n = len(peaks)
+    if n < 3:
+        return (peaks[-1] - peaks[0] if peaks else 0), 0.0
+    w = n // 3
+    mx = (n - 1) / 2
+    my = sum(peaks) / n
+    slope = sum((x - mx) * (y - my) for x, y in enumerate(peaks)) / sum((x - mx) ** 2 for x in range(n))
+    return max(peaks[-w:]) - max(peaks[:w]), slope
+
+
 def heap_growth(heap, warm_frames):
     """(warm-up peak, peak after warm-up, end reading) of the firmware's share."""
     warm = [b for n, b, _ in heap if n <= warm_frames]
@@ -204,6 +223,7 @@ def measure(res, passes):
     ok_run = res["returncode"] == 0 and res["done"] is not None
     heap = res["heap"]
     warm, after, end = heap_growth(heap, warm_frames) if heap else (0, 0, 0)
+    growth, slope = heap_trend(pass_peaks(heap, warm_frames)[1:]) if heap else (0, 0.0)
     screenings = [e for e in res["events"] if e["kind"] == protocol.EVENT_SCREENING]
     by_outcome = {name: sum(e["outcome"] == code for e in screenings) for code, name in OUTCOMES.items()}
     done = res["done"] or {}
@@ -217,7 +237,8 @@ def measure(res, passes):
         "firmware_heap_warm_bytes": warm,
         "firmware_heap_peak_after_warm_bytes": after,
         "firmware_heap_end_bytes": end,
-        "heap_growth_after_warm_bytes": after - warm,
+        "heap_growth_after_warm_bytes": growth,
+        "heap_slope_bytes_per_pass": round(slope, 1),
         "heap_free_min_bytes": min((f for _, _, f in heap), default=0),
         "heap_peak_per_pass_bytes": pass_peaks(heap, warm_frames) if heap else [],
         "heap_every_frames": EVERY,
@@ -291,7 +312,8 @@ def run(results_dir):
         ("firmware, warm-up peak (bytes)", lambda r: r["firmware_heap_warm_bytes"]),
         ("firmware, peak after warm-up (bytes)", lambda r: r["firmware_heap_peak_after_warm_bytes"]),
         ("firmware, end (bytes)", lambda r: r["firmware_heap_end_bytes"]),
-        ("growth after warm-up (bytes)", lambda r: r["heap_growth_after_warm_bytes"]),
+        ("growth after warm-up: last - first third's peak (bytes)", lambda r: r["heap_growth_after_warm_bytes"]),
+        ("per-pass peak trend (bytes per pass)", lambda r: r["heap_slope_bytes_per_pass"]),
         ("smallest free heap (bytes)", lambda r: r["heap_free_min_bytes"]),
         ("MemoryErrors", lambda r: r["memory_errors"]),
         ("events CLEAR / RECHECK / FEVER", lambda r: outcomes % r["events_by_outcome"]),
