@@ -90,25 +90,13 @@ class CrowdHelmet:
         self._tasks = []
 
     async def start(self):
-        from ble_host.environment import die_with_parent  # dbus_fast: only where the radio runs
+        from ble_host.environment import spawn  # dbus_fast: only where the radio runs
 
         env = micropython_env()
         env["HELMET_BLE_BRIDGE"] = self.bridge_address
         args = [str(self.recording), "--ble", "--wait-link", "--tracks", "--frames", str(FRAMES), "--every", "40"]
-        self.proc = await asyncio.create_subprocess_exec(
-            micropython_command(),
-            "-X",
-            "heapsize=" + HEAPSIZE,
-            str(RUN_CROWD),
-            *args,
-            cwd=str(self.flash_dir),  # the board's flash: journal, bond keys
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
+        argv = [micropython_command(), "-X", "heapsize=" + HEAPSIZE, str(RUN_CROWD), *args]
+        self.proc = await spawn(argv, self.flash_dir, env)  # cwd: the board's flash (journal, bond keys)
         self._tasks = [asyncio.create_task(self._read_stdout()), asyncio.create_task(self._read_stderr())]
         return self
 

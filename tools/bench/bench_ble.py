@@ -78,25 +78,13 @@ class FirmwareHelmet:
         self._seq_waiters = []
 
     async def start(self):
-        from ble_host.environment import die_with_parent  # dbus_fast: only where the radio runs
+        from ble_host.environment import spawn  # dbus_fast: only where the radio runs
         from mpharness import micropython_command, micropython_env
 
         env = micropython_env()
         env["HELMET_BLE_BRIDGE"] = self.bridge_address
-        self.proc = await asyncio.create_subprocess_exec(
-            micropython_command(),
-            "-X",
-            "heapsize=" + self.heapsize,
-            str(HELMET_SCRIPT),
-            *self.args,
-            cwd=self.flash_dir,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
+        argv = [micropython_command(), "-X", "heapsize=" + self.heapsize, str(HELMET_SCRIPT), *self.args]
+        self.proc = await spawn(argv, self.flash_dir, env)
         self._tasks = [asyncio.create_task(self._read_stdout()), asyncio.create_task(self._read_stderr())]
         return self
 

@@ -105,6 +105,22 @@ def die_with_parent():
         pass
 
 
+async def spawn(argv: list[str], cwd: str | Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """A helper process of the radio chain (the MicroPython helmet) under
+    asyncio: no stdin, stdout and stderr piped for the caller to read, its
+    own session (stopped alone), and stopped with its parent."""
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
+
+
 def _stop(proc: subprocess.Popen | None, timeout: float = 3.0) -> None:
     # SIGTERM, then SIGKILL: only this pid (each child runs in its own session).
     if proc is None or proc.poll() is not None:
